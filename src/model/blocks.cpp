@@ -1,0 +1,161 @@
+// Self-attention and FFN blocks, written once for every family.
+#include "model/blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "base/fp16.h"
+
+namespace slim {
+
+void rms_norm_rows(const float* x, const Weight& w, float* y, int n_tokens, int n, float eps) {
+  const float* wv = reinterpret_cast<const float*>(w.data);
+  for (int t = 0; t < n_tokens; ++t) rms_norm(x + (size_t)t * n, wv, y + (size_t)t * n, n, eps);
+}
+
+namespace {
+
+void store_row(const KvCache& kv, std::vector<uint8_t>& buf, int64_t cell, int64_t row, const float* src) {
+  if (kv.type == CacheType::F32) {
+    float* d = reinterpret_cast<float*>(buf.data()) + cell * row;
+    std::copy(src, src + row, d);
+  } else {
+    uint16_t* d = reinterpret_cast<uint16_t*>(buf.data()) + cell * row;
+    for (int64_t i = 0; i < row; ++i) d[i] = fp32_to_fp16(src[i]);
+  }
+}
+
+// dot of a query head with one cached key head
+float dot_cached(const KvCache& kv, const std::vector<uint8_t>& buf, int64_t offset, const float* q, int n) {
+  float s = 0;
+  if (kv.type == CacheType::F32) {
+    const float* k = reinterpret_cast<const float*>(buf.data()) + offset;
+    for (int i = 0; i < n; ++i) s += q[i] * k[i];
+  } else {
+    const uint16_t* k = reinterpret_cast<const uint16_t*>(buf.data()) + offset;
+    for (int i = 0; i < n; ++i) s += q[i] * fp16_to_fp32(k[i]);
+  }
+  return s;
+}
+
+void axpy_cached(const KvCache& kv, const std::vector<uint8_t>& buf, int64_t offset, float a, float* y, int n) {
+  if (kv.type == CacheType::F32) {
+    const float* v = reinterpret_cast<const float*>(buf.data()) + offset;
+    for (int i = 0; i < n; ++i) y[i] += a * v[i];
+  } else {
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(buf.data()) + offset;
+    for (int i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(v[i]);
+  }
+}
+
+}  // namespace
+
+void attention_block(const Model& m, int il, ForwardState& st, const LayerInput& in, const float* x,
+                     float* out, const AttnParams& p) {
+  const HParams& hp = m.hp;
+  const LayerWeights& L = m.layers[il];
+  const int nt = in.n_tokens;
+  const int nq = hp.n_embd_q(), nk = hp.n_embd_k(), nv = hp.n_embd_v();
+  st.q.resize((size_t)nt * nq);
+  st.k.resize((size_t)nt * nk);
+  st.v.resize((size_t)nt * nv);
+
+  if (L.wqkv) {  // fused projection: rows are Q, then K, then V
+    matmul_rows(L.wqkv, 0, nq, x, nt, st.q.data(), nq, st);
+    matmul_rows(L.wqkv, nq, nq + nk, x, nt, st.k.data(), nk, st);
+    matmul_rows(L.wqkv, nq + nk, nq + nk + nv, x, nt, st.v.data(), nv, st);
+    if (L.bqkv) {
+      const float* b = reinterpret_cast<const float*>(L.bqkv.data);
+      add_bias(st.q.data(), b, nt, nq);
+      add_bias(st.k.data(), b + nq, nt, nk);
+      add_bias(st.v.data(), b + nq + nk, nt, nv);
+    }
+  } else {
+    matmul(L.wq, x, nt, st.q.data(), st);
+    matmul(L.wk, x, nt, st.k.data(), st);
+    matmul(L.wv, x, nt, st.v.data(), st);
+    if (L.bq) add_bias(st.q.data(), reinterpret_cast<const float*>(L.bq.data), nt, nq);
+    if (L.bk) add_bias(st.k.data(), reinterpret_cast<const float*>(L.bk.data), nt, nk);
+    if (L.bv) add_bias(st.v.data(), reinterpret_cast<const float*>(L.bv.data), nt, nv);
+  }
+  // Per-head RMS norms of Q and K (qwen3, gemma3), before RoPE.
+  if (L.q_norm) rms_norm_rows(st.q.data(), L.q_norm, st.q.data(), nt * hp.n_head, hp.head_dim, hp.rms_eps);
+  if (L.k_norm) rms_norm_rows(st.k.data(), L.k_norm, st.k.data(), nt * hp.n_head_kv, hp.head_dim, hp.rms_eps);
+
+  const float* ff = m.rope_freqs ? reinterpret_cast<const float*>(m.rope_freqs.data) : nullptr;
+  for (int t = 0; t < nt; ++t) {
+    int pos = in.batch->pos[t];
+    rope(&st.q[(size_t)t * nq], hp.n_head, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff);
+    rope(&st.k[(size_t)t * nk], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff);
+  }
+  trace(st, "q", il, st.q.data(), nt, nq);
+  trace(st, "k", il, st.k.data(), nt, nk);
+
+  // Store K and V of every token first, so tokens of one sequence in this
+  // batch see each other's keys.
+  KvCache& kv = st.kv;
+  for (int t = 0; t < nt; ++t) {
+    int64_t cell = (int64_t)in.batch->seq[t] * kv.n_ctx + in.batch->pos[t];
+    store_row(kv, kv.k[il], cell, kv.k_row, &st.k[(size_t)t * nk]);
+    store_row(kv, kv.v[il], cell, kv.v_row, &st.v[(size_t)t * nv]);
+  }
+
+  const float scale = hp.attn_scale > 0 ? hp.attn_scale : 1.0f / std::sqrt((float)hp.head_dim);
+  const int group = hp.n_head / hp.n_head_kv;
+  st.attn.assign((size_t)nt * hp.n_head * hp.head_dim_v, 0.0f);
+  std::vector<float> scores;
+  for (int t = 0; t < nt; ++t) {
+    const int pos = in.batch->pos[t];
+    const int64_t base_cell = (int64_t)in.batch->seq[t] * kv.n_ctx;
+    const int first = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
+    const int n_keys = pos - first + 1;
+    scores.resize(n_keys);
+    for (int h = 0; h < hp.n_head; ++h) {
+      const int hk = h / group;
+      const float* q = &st.q[(size_t)t * nq + (size_t)h * hp.head_dim];
+      float mx = -INFINITY;
+      for (int j = 0; j < n_keys; ++j) {
+        float s = dot_cached(kv, kv.k[il], (base_cell + first + j) * kv.k_row + (int64_t)hk * hp.head_dim, q, hp.head_dim) * scale;
+        if (p.softcap > 0) s = p.softcap * std::tanh(s / p.softcap);
+        scores[j] = s;
+        mx = std::max(mx, s);
+      }
+      float sum = 0;
+      for (int j = 0; j < n_keys; ++j) { scores[j] = std::exp(scores[j] - mx); sum += scores[j]; }
+      float* o = &st.attn[((size_t)t * hp.n_head + h) * hp.head_dim_v];
+      for (int j = 0; j < n_keys; ++j)
+        axpy_cached(kv, kv.v[il], (base_cell + first + j) * kv.v_row + (int64_t)hk * hp.head_dim_v, scores[j] / sum, o, hp.head_dim_v);
+    }
+  }
+  trace(st, "attn", il, st.attn.data(), nt, hp.n_head * hp.head_dim_v);
+  matmul(L.wo, st.attn.data(), nt, out, st);
+  if (L.bo) add_bias(out, reinterpret_cast<const float*>(L.bo.data), nt, hp.n_embd);
+}
+
+void ffn_block(const Model& m, int il, ForwardState& st, int nt, const float* x, float* out) {
+  const HParams& hp = m.hp;
+  const LayerWeights& L = m.layers[il];
+  const int nff = hp.n_ff;
+  st.ffn_a.resize((size_t)nt * nff);
+  st.ffn_b.resize((size_t)nt * nff);
+  if (L.ffn_gate) {
+    matmul(L.ffn_gate, x, nt, st.ffn_a.data(), st);
+    matmul(L.ffn_up, x, nt, st.ffn_b.data(), st);
+  } else {  // fused: the first n_ff rows of ffn_up are the gate
+    matmul_rows(L.ffn_up, 0, nff, x, nt, st.ffn_a.data(), nff, st);
+    matmul_rows(L.ffn_up, nff, 2 * nff, x, nt, st.ffn_b.data(), nff, st);
+  }
+  float* a = st.ffn_a.data();
+  const float* b = st.ffn_b.data();
+  const size_t n = (size_t)nt * nff;
+  if (m.arch->ffn_act == FfnAct::SiLU) {
+    for (size_t i = 0; i < n; ++i) a[i] = silu(a[i]) * b[i];
+  } else {
+    for (size_t i = 0; i < n; ++i) a[i] = gelu_tanh(a[i]) * b[i];
+  }
+  trace(st, "ffn_act", il, a, nt, nff);
+  matmul(L.ffn_down, a, nt, out, st);
+}
+
+}  // namespace slim

@@ -1,0 +1,240 @@
+// Model loading (architecture lookup, hyperparameters, weight table with shape
+// checks), the KV cache, and the forward driver: embeddings → layers → logits.
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "base/fp16.h"
+#include "model/arch.h"
+#include "model/blocks.h"
+#include "model/tensor_names.h"
+
+namespace slim {
+
+const ArchSpec* find_arch(const std::string& name) {
+  static const ArchSpec* all[] = {&kArchLlama, &kArchQwen2, &kArchQwen3, &kArchPhi3, &kArchGemma2, &kArchGemma3};
+  for (const ArchSpec* a : all)
+    if (name == a->name) return a;
+  return nullptr;
+}
+
+std::vector<std::string> supported_archs() { return {"llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"}; }
+
+namespace {
+
+class WeightLoader {
+ public:
+  WeightLoader(const GgufFile& f, Model& m, std::vector<std::vector<float>>& owned) : f_(f), m_(m), owned_(owned) {}
+
+  // A matrix [rows][cols] (GGUF ne0 = cols, ne1 = rows). Optional when !required.
+  Status matrix(const std::string& name, int64_t cols, int64_t rows, bool required, Weight& out) {
+    const TensorInfo* t = f_.find_tensor(name);
+    if (!t) return required ? Status::error("missing tensor " + name) : Status();
+    if (t->ne[0] != cols || (rows > 0 && t->ne[1] != rows) || t->ne[2] != 1 || t->ne[3] != 1)
+      return Status::error(format("tensor %s has shape [%lld, %lld], expected [%lld, %lld]", name.c_str(),
+                                  (long long)t->ne[0], (long long)t->ne[1], (long long)cols, (long long)rows));
+    if (!type_supported(t->type))
+      return Status::error(format("tensor %s has type %s, which slim cannot compute yet", name.c_str(), type_name(t->type)));
+    out = Weight{t->type, t->ne[0], t->ne[1], t->data, t->name.c_str()};
+    count(*t);
+    return Status();
+  }
+
+  // A vector of n values, converted to F32 when stored otherwise.
+  Status vector(const std::string& name, int64_t n, bool required, Weight& out) {
+    const TensorInfo* t = f_.find_tensor(name);
+    if (!t) return required ? Status::error("missing tensor " + name) : Status();
+    if (t->n_elements() != n)
+      return Status::error(format("tensor %s has %lld values, expected %lld", name.c_str(), (long long)t->n_elements(), (long long)n));
+    if (!type_supported(t->type))
+      return Status::error(format("tensor %s has type %s, which slim cannot compute yet", name.c_str(), type_name(t->type)));
+    const uint8_t* data = t->data;
+    if (t->type != GgmlType::F32) {
+      owned_.emplace_back(n);
+      type_traits(t->type).to_float(t->data, owned_.back().data(), n);
+      data = reinterpret_cast<const uint8_t*>(owned_.back().data());
+    }
+    out = Weight{GgmlType::F32, n, 1, data, t->name.c_str()};
+    count(*t);
+    return Status();
+  }
+
+ private:
+  void count(const TensorInfo& t) {
+    m_.n_params += (size_t)t.n_elements();
+    m_.weight_bytes += t.nbytes;
+  }
+  const GgufFile& f_;
+  Model& m_;
+  std::vector<std::vector<float>>& owned_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<Model>> load_model(const std::string& path) {
+  auto f = GgufFile::open(path);
+  if (!f) return Status::error(f.error());
+  return load_model(std::move(f.value()));
+}
+
+Result<std::shared_ptr<Model>> load_model(std::shared_ptr<GgufFile> file) {
+  auto fail = [&](const std::string& m) { return Status::error(file->path() + ": " + m); };
+  auto arch_name = file->get_string("general.architecture");
+  if (!arch_name) return fail("missing metadata key general.architecture");
+  const ArchSpec* arch = find_arch(*arch_name);
+  if (!arch) return fail("unsupported architecture '" + *arch_name + "'");
+
+  // The model and the storage of its converted vectors share one lifetime.
+  struct Holder { Model model; std::vector<std::vector<float>> owned; };
+  auto holder = std::make_shared<Holder>();
+  Model& m = holder->model;
+  m.file = file;
+  m.arch = arch;
+  m.hp.arch = *arch_name;
+  if (auto st = read_common_hparams(*file, m.hp); !st) return fail(st.message());
+  if (auto st = arch->read_hparams(*file, m.hp); !st) return fail(st.message());
+  HParams& hp = m.hp;
+
+  WeightLoader wl(*file, m, holder->owned);
+  const TensorInfo* te = file->find_tensor(tn::kTokEmbd);
+  if (!te) return fail(std::string("missing tensor ") + tn::kTokEmbd);
+  hp.n_vocab = (int)te->ne[1];
+  Status st;
+  const int n = hp.n_embd;
+  if (!(st = wl.matrix(tn::kTokEmbd, n, hp.n_vocab, true, m.tok_embd))) return fail(st.message());
+  if (!(st = wl.vector(tn::kOutputNorm, n, true, m.output_norm))) return fail(st.message());
+  if (!(st = wl.matrix(tn::kOutput, n, hp.n_vocab, false, m.output))) return fail(st.message());
+  if (!m.output) m.output = m.tok_embd;  // tied embeddings
+  if (!(st = wl.vector(tn::kRopeFreqs, hp.n_rot / 2, false, m.rope_freqs))) return fail(st.message());
+
+  const bool sandwich = arch->layer == kArchGemma2.layer;
+  const int nq = hp.n_embd_q(), nk = hp.n_embd_k(), nv = hp.n_embd_v();
+  m.layers.resize(hp.n_layer);
+  for (int il = 0; il < hp.n_layer; ++il) {
+    LayerWeights& L = m.layers[il];
+    auto name = [&](const char* s) { return tn::layer(il, s); };
+    auto load = [&]() -> Status {
+      SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kAttnNorm), n, true, L.attn_norm));
+      if (file->find_tensor(name(tn::kAttnQkv))) {
+        SLIM_RETURN_IF_ERROR(wl.matrix(name(tn::kAttnQkv), n, nq + nk + nv, true, L.wqkv));
+        SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kAttnQkvBias), nq + nk + nv, false, L.bqkv));
+      } else {
+        SLIM_RETURN_IF_ERROR(wl.matrix(name(tn::kAttnQ), n, nq, true, L.wq));
+        SLIM_RETURN_IF_ERROR(wl.matrix(name(tn::kAttnK), n, nk, true, L.wk));
+        SLIM_RETURN_IF_ERROR(wl.matrix(name(tn::kAttnV), n, nv, true, L.wv));
+        SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kAttnQBias), nq, false, L.bq));
+        SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kAttnKBias), nk, false, L.bk));
+        SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kAttnVBias), nv, false, L.bv));
+      }
+      SLIM_RETURN_IF_ERROR(wl.matrix(name(tn::kAttnOut), hp.n_head * hp.head_dim_v, n, true, L.wo));
+      SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kAttnOutBias), n, false, L.bo));
+      SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kAttnQNorm), hp.head_dim, false, L.q_norm));
+      SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kAttnKNorm), hp.head_dim, false, L.k_norm));
+      SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kFfnNorm), n, true, L.ffn_norm));
+      if (file->find_tensor(name(tn::kFfnGate))) {
+        SLIM_RETURN_IF_ERROR(wl.matrix(name(tn::kFfnGate), n, hp.n_ff, true, L.ffn_gate));
+        SLIM_RETURN_IF_ERROR(wl.matrix(name(tn::kFfnUp), n, hp.n_ff, true, L.ffn_up));
+      } else {
+        SLIM_RETURN_IF_ERROR(wl.matrix(name(tn::kFfnUp), n, 2 * hp.n_ff, true, L.ffn_up));
+      }
+      SLIM_RETURN_IF_ERROR(wl.matrix(name(tn::kFfnDown), hp.n_ff, n, true, L.ffn_down));
+      if (sandwich) {
+        SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kPostAttnNorm), n, true, L.post_attn_norm));
+        SLIM_RETURN_IF_ERROR(wl.vector(name(tn::kPostFfnNorm), n, true, L.post_ffn_norm));
+      }
+      return Status();
+    };
+    if (auto s = load(); !s) return fail(s.message());
+  }
+  // Alias the model with the holder's lifetime.
+  return std::shared_ptr<Model>(holder, &holder->model);
+}
+
+const char* cache_type_name(CacheType t) { return t == CacheType::F32 ? "f32" : "f16"; }
+
+Result<CacheType> parse_cache_type(const std::string& s) {
+  if (s == "f16") return CacheType::F16;
+  if (s == "f32") return CacheType::F32;
+  return Status::error("unknown cache type '" + s + "' (expected f16 or f32)");
+}
+
+size_t kv_cache_bytes(const HParams& hp, int n_ctx, int n_seq, CacheType type) {
+  size_t elt = type == CacheType::F32 ? 4 : 2;
+  return (size_t)hp.n_layer * n_ctx * n_seq * (size_t)(hp.n_embd_k() + hp.n_embd_v()) * elt;
+}
+
+size_t KvCache::bytes() const {
+  size_t b = 0;
+  for (auto& x : k) b += x.size();
+  for (auto& x : v) b += x.size();
+  return b;
+}
+
+KvCache make_kv_cache(const HParams& hp, int n_ctx, int n_seq, CacheType type) {
+  KvCache kv;
+  kv.type = type;
+  kv.n_ctx = n_ctx;
+  kv.n_seq = n_seq;
+  kv.n_layer = hp.n_layer;
+  kv.k_row = hp.n_embd_k();
+  kv.v_row = hp.n_embd_v();
+  size_t elt = type == CacheType::F32 ? 4 : 2;
+  kv.k.assign(hp.n_layer, std::vector<uint8_t>((size_t)n_ctx * n_seq * kv.k_row * elt));
+  kv.v.assign(hp.n_layer, std::vector<uint8_t>((size_t)n_ctx * n_seq * kv.v_row * elt));
+  kv.seq_len.assign(n_seq, 0);
+  return kv;
+}
+
+Status forward(const Model& m, ForwardState& st, const Batch& batch, std::vector<float>& logits) {
+  const HParams& hp = m.hp;
+  const int nt = batch.size();
+  const int n = hp.n_embd;
+  KvCache& kv = st.kv;
+  if (nt == 0) return Status();
+  if (kv.n_ctx == 0) return Status::error("forward: no KV cache");
+
+  // Positions must extend each sequence contiguously; check before touching anything.
+  std::vector<int> next(kv.seq_len);
+  for (int t = 0; t < nt; ++t) {
+    int s = batch.seq[t], p = batch.pos[t], tok = batch.token[t];
+    if (s < 0 || s >= kv.n_seq) return Status::error(format("sequence id %d out of range (0..%d)", s, kv.n_seq - 1));
+    if (tok < 0 || tok >= hp.n_vocab) return Status::error(format("token id %d out of range (vocabulary %d)", tok, hp.n_vocab));
+    if (p != next[s]) return Status::error(format("sequence %d: position %d does not follow %d", s, p, next[s] - 1));
+    if (p >= kv.n_ctx) return Status::error(format("context is full: position %d exceeds the context size %d", p, kv.n_ctx));
+    next[s] = p + 1;
+  }
+
+  st.x.resize((size_t)nt * n);
+  const TypeTraits& et = type_traits(m.tok_embd.type);
+  for (int t = 0; t < nt; ++t) {
+    float* row = &st.x[(size_t)t * n];
+    et.to_float(m.tok_embd.row(batch.token[t]), row, n);
+    if (hp.embd_scale != 1.0f)
+      for (int i = 0; i < n; ++i) row[i] *= hp.embd_scale;
+  }
+  trace(st, "embd", -1, st.x.data(), nt, n);
+
+  LayerInput in{&batch, nt};
+  for (int il = 0; il < hp.n_layer; ++il) m.arch->layer(m, il, st, in);
+  kv.seq_len = next;
+
+  // Logits only for the rows that want them.
+  std::vector<float> rows;
+  int n_out = 0;
+  for (int t = 0; t < nt; ++t) {
+    if (!batch.want_logits[t]) continue;
+    rows.resize((size_t)(n_out + 1) * n);
+    rms_norm(&st.x[(size_t)t * n], reinterpret_cast<const float*>(m.output_norm.data), &rows[(size_t)n_out * n], n, hp.rms_eps);
+    ++n_out;
+  }
+  if (n_out == 0) return Status();
+  trace(st, "result_norm", -1, rows.data(), n_out, n);
+  size_t base = logits.size();
+  logits.resize(base + (size_t)n_out * hp.n_vocab);
+  matmul(m.output, rows.data(), n_out, &logits[base], st);
+  if (hp.final_softcap > 0) softcap(&logits[base], n_out * hp.n_vocab, hp.final_softcap);
+  return Status();
+}
+
+}  // namespace slim

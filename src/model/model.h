@@ -1,0 +1,97 @@
+// A loaded model (hyperparameters + weights pointing into the mapped GGUF),
+// its KV cache, and the forward pass over a batch of tokens that may belong to
+// several independent sequences.
+//
+// Data flow: GgufFile → Model (weights, no copies) → forward(batch) → logits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "gguf/gguf.h"
+#include "model/hparams.h"
+#include "tensor/weight.h"
+
+namespace slim {
+
+class ThreadPool;
+
+struct LayerWeights {
+  Weight attn_norm, wq, wk, wv, wqkv, bq, bk, bv, bqkv, wo, bo, q_norm, k_norm, post_attn_norm;
+  Weight ffn_norm, ffn_gate, ffn_up, ffn_down, post_ffn_norm;
+};
+
+struct ArchSpec;
+
+struct Model {
+  std::shared_ptr<GgufFile> file;
+  HParams hp;
+  const ArchSpec* arch = nullptr;
+  Weight tok_embd, output_norm, output, rope_freqs;
+  std::vector<LayerWeights> layers;
+  size_t n_params = 0;
+  size_t weight_bytes = 0;
+};
+
+Result<std::shared_ptr<Model>> load_model(const std::string& path);
+Result<std::shared_ptr<Model>> load_model(std::shared_ptr<GgufFile> file);
+
+enum class CacheType { F32, F16 };
+const char* cache_type_name(CacheType t);
+Result<CacheType> parse_cache_type(const std::string& s);
+
+// KV cache: every sequence owns n_ctx cells; the cell of (seq, pos) is
+// seq * n_ctx + pos, so sequences never share or move cells.
+struct KvCache {
+  CacheType type = CacheType::F16;
+  int n_ctx = 0;
+  int n_seq = 0;
+  int n_layer = 0;
+  int64_t k_row = 0, v_row = 0;           // values per cell
+  std::vector<std::vector<uint8_t>> k, v; // per layer: [n_seq * n_ctx][row]
+  std::vector<int> seq_len;               // cells in use per sequence (positions 0..len-1)
+
+  size_t bytes() const;
+  void clear_seq(int seq) { seq_len[seq] = 0; }
+  // Drops positions >= pos of a sequence (prefix reuse).
+  void truncate_seq(int seq, int pos) { if (pos < seq_len[seq]) seq_len[seq] = pos; }
+};
+
+KvCache make_kv_cache(const HParams& hp, int n_ctx, int n_seq, CacheType type);
+size_t kv_cache_bytes(const HParams& hp, int n_ctx, int n_seq, CacheType type);
+
+// One token of a batch: its id, its position in its sequence, the sequence,
+// and whether its logits (next-token prediction) are wanted.
+struct Batch {
+  std::vector<int32_t> token, pos, seq;
+  std::vector<uint8_t> want_logits;
+  void add(int32_t t, int32_t p, int32_t s, bool logits) {
+    token.push_back(t); pos.push_back(p); seq.push_back(s); want_logits.push_back(logits);
+  }
+  int size() const { return (int)token.size(); }
+  void clear() { token.clear(); pos.clear(); seq.clear(); want_logits.clear(); }
+};
+
+// Debug hook: called with each named intermediate (e.g. "attn_norm", layer 3),
+// a [n_tokens][n] row-major float array.
+using TraceFn = void (*)(void* user, const char* name, int il, const float* data, int n_tokens, int n);
+
+// Scratch buffers reused across calls, sized for the largest batch seen.
+struct ForwardState {
+  KvCache kv;
+  ThreadPool* pool = nullptr;   // null: single thread
+  TraceFn trace = nullptr;
+  void* trace_user = nullptr;
+  std::vector<float> x, cur, q, k, v, attn, ffn_a, ffn_b, tmp;
+  std::vector<uint8_t> act;     // activations converted to a weight's dot type
+};
+
+// Runs the batch. For every token with want_logits set, one row of n_vocab
+// logits is appended to `logits` in batch order. Positions of a sequence must
+// continue that sequence (pos == kv.seq_len[seq] for its first token in the batch).
+Status forward(const Model& m, ForwardState& st, const Batch& batch, std::vector<float>& logits);
+
+}  // namespace slim

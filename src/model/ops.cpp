@@ -1,0 +1,96 @@
+// Plain implementations of the forward-pass operations.
+#include "model/ops.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "base/fp16.h"
+
+namespace slim {
+
+void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_tokens, float* y,
+                 int64_t ldy, ForwardState& st) {
+  const TypeTraits& wt = type_traits(w.type);
+  const TypeTraits& at = type_traits(wt.vec_dot_type);
+  const int64_t n = w.ne0;
+  const size_t act_row = row_size(wt.vec_dot_type, n);
+  const uint8_t* act;
+  if (wt.vec_dot_type == GgmlType::F32) {
+    act = reinterpret_cast<const uint8_t*>(x);
+  } else {
+    st.act.resize(act_row * n_tokens);
+    for (int t = 0; t < n_tokens; ++t) at.from_float(x + t * n, st.act.data() + t * act_row, n);
+    act = st.act.data();
+  }
+  const size_t w_row = w.row_bytes();
+  for (int t = 0; t < n_tokens; ++t)
+    for (int64_t r = r0; r < r1; ++r)
+      wt.vec_dot(n, &y[t * ldy + (r - r0)], w.data + r * w_row, act + t * act_row);
+}
+
+void matmul(const Weight& w, const float* x, int n_tokens, float* y, ForwardState& st) {
+  matmul_rows(w, 0, w.ne1, x, n_tokens, y, w.ne1, st);
+}
+
+void rms_norm(const float* x, const float* w, float* y, int n, float eps) {
+  double s = 0;  // accumulate in double, as the reference does
+  for (int i = 0; i < n; ++i) s += (double)x[i] * x[i];
+  const float scale = 1.0f / std::sqrt((float)(s / n) + eps);
+  for (int i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+
+void add_bias(float* y, const float* b, int n_tokens, int n) {
+  for (int t = 0; t < n_tokens; ++t)
+    for (int i = 0; i < n; ++i) y[t * n + i] += b[i];
+}
+
+void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
+          float freq_scale, const float* freq_factors) {
+  const int half = n_rot / 2;
+  float cs[512], sn[512];
+  for (int i = 0; i < half && i < 512; ++i) {
+    float inv_freq = std::pow(freq_base, -2.0f * i / n_rot);
+    if (freq_factors) inv_freq /= freq_factors[i];
+    float theta = (float)pos * freq_scale * inv_freq;
+    cs[i] = std::cos(theta);
+    sn[i] = std::sin(theta);
+  }
+  for (int h = 0; h < n_head; ++h) {
+    float* x = v + h * head_dim;
+    for (int i = 0; i < half; ++i) {
+      int a = type == RopeType::Neox ? i : 2 * i;
+      int b = type == RopeType::Neox ? i + half : 2 * i + 1;
+      float x0 = x[a], x1 = x[b];
+      x[a] = x0 * cs[i] - x1 * sn[i];
+      x[b] = x0 * sn[i] + x1 * cs[i];
+    }
+  }
+}
+
+namespace {
+std::vector<uint16_t> make_gelu_table() {
+  std::vector<uint16_t> t(1 << 16);
+  for (uint32_t i = 0; i < t.size(); ++i) {
+    double x = fp16_to_fp32((uint16_t)i);
+    double g = 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * x * (1.0 + 0.044715 * x * x)));
+    t[i] = fp32_to_fp16((float)g);
+  }
+  return t;
+}
+}  // namespace
+
+float gelu_tanh(float x) {
+  // ggml computes GELU through a table of F16 inputs; doing the same keeps
+  // gemma logits within the reference's own rounding.
+  static const std::vector<uint16_t> table = make_gelu_table();
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  return fp16_to_fp32(table[fp32_to_fp16(x)]);
+}
+
+void softcap(float* x, int n, float cap) {
+  for (int i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
+}  // namespace slim

@@ -1,0 +1,29 @@
+// The operations a forward pass is made of, on plain float rows. Each family's
+// layer function calls these in order; none of them knows about architectures.
+#pragma once
+
+#include <cstdint>
+
+#include "model/hparams.h"
+#include "model/model.h"
+
+namespace slim {
+
+// y[t][r] = dot(w row r, x[t]) for t < n_tokens: x is [n_tokens][w.ne0], y [n_tokens][w.ne1].
+// Activations are converted once to the weight type's dot partner, as ggml does.
+void matmul(const Weight& w, const float* x, int n_tokens, float* y, ForwardState& st);
+// Same for rows [r0, r1) of w only; y is [n_tokens][ldy].
+void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_tokens, float* y,
+                 int64_t ldy, ForwardState& st);
+
+void rms_norm(const float* x, const float* w, float* y, int n, float eps);
+void add_bias(float* y, const float* b, int n_tokens, int n);
+void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
+          float freq_scale, const float* freq_factors);
+float gelu_tanh(float x);         // ggml's table form: input and output rounded through F16
+inline float silu(float x);
+void softcap(float* x, int n, float cap);  // cap * tanh(x / cap)
+
+inline float silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
+
+}  // namespace slim
