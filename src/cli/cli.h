@@ -1,0 +1,34 @@
+// The `slim` command line: subcommands registered on one CLI11 app. Every
+// command reports bad input as one line on stderr and exits with status 1.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace CLI { class App; }
+
+namespace slim {
+
+int cli_main(int argc, char** argv);
+
+// A subcommand: registers its options on `app` and returns the function that
+// runs it after parsing (returns the exit status).
+using CommandRun = std::function<int()>;
+using CommandRegister = CommandRun (*)(CLI::App& app);
+
+// One line "slim: error: MSG" on stderr; returns 1 for `return fail(...)`.
+int fail(const std::string& msg);
+
+// Comma-separated integers ("1,2,3"); empty on error with `err` set.
+std::vector<int32_t> parse_id_list(const std::string& s, std::string* err);
+
+// The command registrations (one file each).
+CommandRun register_run(CLI::App& app);
+CommandRun register_logits(CLI::App& app);
+CommandRun register_info(CLI::App& app);
+CommandRun register_tokenize(CLI::App& app);
+CommandRun register_detokenize(CLI::App& app);
+CommandRun register_template(CLI::App& app);
+
+}  // namespace slim
