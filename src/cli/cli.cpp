@@ -40,7 +40,7 @@ int cli_main(int argc, char** argv) {
   app.set_version_flag("--version", "slim 0.1.0");
   std::map<CLI::App*, CommandRun> runs;
   for (CommandRegister reg : {register_run, register_logits, register_info, register_tokenize, register_detokenize,
-                              register_template}) {
+                              register_template, register_bench}) {
     size_t before = app.get_subcommands({}).size();
     CommandRun r = reg(app);
     auto subs = app.get_subcommands({});

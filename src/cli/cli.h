@@ -30,5 +30,6 @@ CommandRun register_info(CLI::App& app);
 CommandRun register_tokenize(CLI::App& app);
 CommandRun register_detokenize(CLI::App& app);
 CommandRun register_template(CLI::App& app);
+CommandRun register_bench(CLI::App& app);
 
 }  // namespace slim

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "base/fp16.h"
+#include "kernels/dispatch.h"
+#include "kernels/threadpool.h"
 
 namespace slim {
 
@@ -26,28 +28,54 @@ void store_row(const KvCache& kv, std::vector<uint8_t>& buf, int64_t cell, int64
   }
 }
 
-// dot of a query head with one cached key head
-float dot_cached(const KvCache& kv, const std::vector<uint8_t>& buf, int64_t offset, const float* q, int n) {
-  float s = 0;
-  if (kv.type == CacheType::F32) {
-    const float* k = reinterpret_cast<const float*>(buf.data()) + offset;
-    for (int i = 0; i < n; ++i) s += q[i] * k[i];
-  } else {
-    const uint16_t* k = reinterpret_cast<const uint16_t*>(buf.data()) + offset;
-    for (int i = 0; i < n; ++i) s += q[i] * fp16_to_fp32(k[i]);
-  }
-  return s;
-}
+// One query head against the cached keys/values of one sequence, softmax in
+// between. Runs on one thread; `scores` and `vrow` are that thread's scratch.
+struct HeadAttention {
+  const KvCache& kv;
+  const KernelRow& kdot;  // dot of a cached key row (F32 or F16) with the query in the same type
+  int head_dim, head_dim_v;
+  float scale, softcap;
 
-void axpy_cached(const KvCache& kv, const std::vector<uint8_t>& buf, int64_t offset, float a, float* y, int n) {
-  if (kv.type == CacheType::F32) {
-    const float* v = reinterpret_cast<const float*>(buf.data()) + offset;
-    for (int i = 0; i < n; ++i) y[i] += a * v[i];
-  } else {
-    const uint16_t* v = reinterpret_cast<const uint16_t*>(buf.data()) + offset;
-    for (int i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(v[i]);
+  void run(int il, int64_t base_cell, int first, int n_keys, int hk, const float* q, float* out,
+           std::vector<float>& scores, std::vector<uint16_t>& q16, std::vector<float>& vrow) const {
+    const size_t elt = kv.type == CacheType::F32 ? 4 : 2;
+    const void* qv = q;
+    if (kv.type == CacheType::F16) {  // as ggml: the query meets F16 keys in F16
+      q16.resize(head_dim);
+      for (int i = 0; i < head_dim; ++i) q16[i] = fp32_to_fp16(q[i]);
+      qv = q16.data();
+    }
+    scores.resize(n_keys);
+    float mx = -INFINITY;
+    for (int j = 0; j < n_keys; ++j) {
+      const uint8_t* k = kv.k[il].data() + ((base_cell + first + j) * kv.k_row + (int64_t)hk * head_dim) * elt;
+      float s;
+      kdot.vec_dot(head_dim, &s, k, qv);
+      s *= scale;
+      if (softcap > 0) s = softcap * std::tanh(s / softcap);
+      scores[j] = s;
+      mx = std::max(mx, s);
+    }
+    float sum = 0;
+    for (int j = 0; j < n_keys; ++j) { scores[j] = std::exp(scores[j] - mx); sum += scores[j]; }
+    const float inv = 1.0f / sum;
+    std::fill(out, out + head_dim_v, 0.0f);
+    vrow.resize(head_dim_v);
+    for (int j = 0; j < n_keys; ++j) {
+      const int64_t off = (base_cell + first + j) * kv.v_row + (int64_t)hk * head_dim_v;
+      const float* v;
+      if (kv.type == CacheType::F32) {
+        v = reinterpret_cast<const float*>(kv.v[il].data()) + off;
+      } else {
+        const uint16_t* v16 = reinterpret_cast<const uint16_t*>(kv.v[il].data()) + off;
+        for (int i = 0; i < head_dim_v; ++i) vrow[i] = fp16_to_fp32(v16[i]);
+        v = vrow.data();
+      }
+      const float a = scores[j] * inv;
+      for (int i = 0; i < head_dim_v; ++i) out[i] += a * v[i];
+    }
   }
-}
+};
 
 }  // namespace
 
@@ -103,31 +131,21 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
 
   const float scale = hp.attn_scale > 0 ? hp.attn_scale : 1.0f / std::sqrt((float)hp.head_dim);
   const int group = hp.n_head / hp.n_head_kv;
-  st.attn.assign((size_t)nt * hp.n_head * hp.head_dim_v, 0.0f);
-  std::vector<float> scores;
-  for (int t = 0; t < nt; ++t) {
-    const int pos = in.batch->pos[t];
-    const int64_t base_cell = (int64_t)in.batch->seq[t] * kv.n_ctx;
-    const int first = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
-    const int n_keys = pos - first + 1;
-    scores.resize(n_keys);
-    for (int h = 0; h < hp.n_head; ++h) {
-      const int hk = h / group;
-      const float* q = &st.q[(size_t)t * nq + (size_t)h * hp.head_dim];
-      float mx = -INFINITY;
-      for (int j = 0; j < n_keys; ++j) {
-        float s = dot_cached(kv, kv.k[il], (base_cell + first + j) * kv.k_row + (int64_t)hk * hp.head_dim, q, hp.head_dim) * scale;
-        if (p.softcap > 0) s = p.softcap * std::tanh(s / p.softcap);
-        scores[j] = s;
-        mx = std::max(mx, s);
-      }
-      float sum = 0;
-      for (int j = 0; j < n_keys; ++j) { scores[j] = std::exp(scores[j] - mx); sum += scores[j]; }
-      float* o = &st.attn[((size_t)t * hp.n_head + h) * hp.head_dim_v];
-      for (int j = 0; j < n_keys; ++j)
-        axpy_cached(kv, kv.v[il], (base_cell + first + j) * kv.v_row + (int64_t)hk * hp.head_dim_v, scores[j] / sum, o, hp.head_dim_v);
+  st.attn.resize((size_t)nt * hp.n_head * hp.head_dim_v);
+  const HeadAttention ha{kv, kernels()[kv.type == CacheType::F32 ? GgmlType::F32 : GgmlType::F16], hp.head_dim,
+                         hp.head_dim_v, scale, p.softcap};
+  pool_of(st).parallel_for((int64_t)nt * hp.n_head, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores, vrow;
+    thread_local std::vector<uint16_t> q16;
+    for (int64_t i = begin; i < end; ++i) {
+      const int t = (int)(i / hp.n_head), h = (int)(i % hp.n_head);
+      const int pos = in.batch->pos[t];
+      const int first = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
+      ha.run(il, (int64_t)in.batch->seq[t] * kv.n_ctx, first, pos - first + 1, h / group,
+             &st.q[(size_t)t * nq + (size_t)h * hp.head_dim], &st.attn[((size_t)t * hp.n_head + h) * hp.head_dim_v],
+             scores, q16, vrow);
     }
-  }
+  });
   trace(st, "attn", il, st.attn.data(), nt, hp.n_head * hp.head_dim_v);
   matmul(L.wo, st.attn.data(), nt, out, st);
   if (L.bo) add_bias(out, reinterpret_cast<const float*>(L.bo.data), nt, hp.n_embd);

@@ -31,11 +31,11 @@ class WeightLoader {
   Status matrix(const std::string& name, int64_t cols, int64_t rows, bool required, Weight& out) {
     const TensorInfo* t = f_.find_tensor(name);
     if (!t) return required ? Status::error("missing tensor " + name) : Status();
+    if (!type_supported(t->type))
+      return Status::error(format("tensor %s has type %s, which slim cannot compute yet", name.c_str(), type_name(t->type)));
     if (t->ne[0] != cols || (rows > 0 && t->ne[1] != rows) || t->ne[2] != 1 || t->ne[3] != 1)
       return Status::error(format("tensor %s has shape [%lld, %lld], expected [%lld, %lld]", name.c_str(),
                                   (long long)t->ne[0], (long long)t->ne[1], (long long)cols, (long long)rows));
-    if (!type_supported(t->type))
-      return Status::error(format("tensor %s has type %s, which slim cannot compute yet", name.c_str(), type_name(t->type)));
     out = Weight{t->type, t->ne[0], t->ne[1], t->data, t->name.c_str()};
     count(*t);
     return Status();

@@ -6,31 +6,22 @@
 #include <vector>
 
 #include "base/fp16.h"
+#include "kernels/matmul.h"
 
 namespace slim {
 
+ThreadPool& pool_of(ForwardState& st) {
+  static ThreadPool single(1);  // callers without a pool (tests, tools) run on one thread
+  return st.pool ? *st.pool : single;
+}
+
 void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_tokens, float* y,
                  int64_t ldy, ForwardState& st) {
-  const TypeTraits& wt = type_traits(w.type);
-  const TypeTraits& at = type_traits(wt.vec_dot_type);
-  const int64_t n = w.ne0;
-  const size_t act_row = row_size(wt.vec_dot_type, n);
-  const uint8_t* act;
-  if (wt.vec_dot_type == GgmlType::F32) {
-    act = reinterpret_cast<const uint8_t*>(x);
-  } else {
-    st.act.resize(act_row * n_tokens);
-    for (int t = 0; t < n_tokens; ++t) at.from_float(x + t * n, st.act.data() + t * act_row, n);
-    act = st.act.data();
-  }
-  const size_t w_row = w.row_bytes();
-  for (int t = 0; t < n_tokens; ++t)
-    for (int64_t r = r0; r < r1; ++r)
-      wt.vec_dot(n, &y[t * ldy + (r - r0)], w.data + r * w_row, act + t * act_row);
+  slim::matmul_rows(w, r0, r1, x, n_tokens, y, ldy, pool_of(st), kernels());
 }
 
 void matmul(const Weight& w, const float* x, int n_tokens, float* y, ForwardState& st) {
-  matmul_rows(w, 0, w.ne1, x, n_tokens, y, w.ne1, st);
+  slim::matmul(w, x, n_tokens, y, pool_of(st), kernels());
 }
 
 void rms_norm(const float* x, const float* w, float* y, int n, float eps) {

@@ -9,6 +9,10 @@
 
 namespace slim {
 
+class ThreadPool;
+// The state's pool, or a one-thread pool when it has none.
+ThreadPool& pool_of(ForwardState& st);
+
 // y[t][r] = dot(w row r, x[t]) for t < n_tokens: x is [n_tokens][w.ne0], y [n_tokens][w.ne1].
 // Activations are converted once to the weight type's dot partner, as ggml does.
 void matmul(const Weight& w, const float* x, int n_tokens, float* y, ForwardState& st);

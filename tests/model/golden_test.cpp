@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "kernels/dispatch.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -49,10 +50,27 @@ Dist compare_row(const float* ref, const float* got, int n) {
   return {kl, ar == ag, max_abs};
 }
 
-class Golden : public ::testing::TestWithParam<std::string> {};
+struct GoldenCase {
+  std::string name;
+  Isa isa;
+};
+
+std::vector<GoldenCase> golden_cases() {
+  std::vector<GoldenCase> v;
+  for (int i = 0; i < kIsaCount; ++i)
+    if (isa_available((Isa)i))
+      for (auto& n : golden_names()) v.push_back({n, (Isa)i});
+  return v;
+}
+
+class Golden : public ::testing::TestWithParam<GoldenCase> {
+ protected:
+  void SetUp() override { set_active_isa(GetParam().isa); }
+  void TearDown() override { set_active_isa(best_isa()); }
+};
 
 TEST_P(Golden, LogitsAndGreedy) {
-  const std::string name = GetParam();
+  const std::string name = GetParam().name;
   SLIM_SHARED_FILE(json_path, "golden/" + name + ".json");
   json g = json::parse(test::read_file(json_path));
   SLIM_SHARED_FILE(model_path, g["model"].get<std::string>());
@@ -98,7 +116,7 @@ TEST_P(Golden, LogitsAndGreedy) {
       max_abs = std::max(max_abs, d.max_abs);
     }
     const double mean_kl = kl_sum / count;
-    std::printf("[golden] %-18s case %zu: mean KL %.2e, top-1 %d/%d, max |dlogit| %.4f\n", name.c_str(), ci,
+    std::printf("[golden %s] %-18s case %zu: mean KL %.2e, top-1 %d/%d, max |dlogit| %.4f\n", isa_name(GetParam().isa), name.c_str(), ci,
                 mean_kl, top1, count, max_abs);
     if (is_f32) {
       EXPECT_LT(max_abs, logit_tol) << name << ": max |dlogit| " << max_abs;
@@ -131,9 +149,10 @@ TEST_P(Golden, LogitsAndGreedy) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, Golden, ::testing::ValuesIn(golden_names()),
+// Every golden file on every ISA this machine has (scalar always).
+INSTANTIATE_TEST_SUITE_P(Shared, Golden, ::testing::ValuesIn(golden_cases()),
                          [](const auto& info) {
-                           std::string s = info.param;
+                           std::string s = info.param.name + "_" + isa_name(info.param.isa);
                            for (char& ch : s) if (!isalnum((unsigned char)ch)) ch = '_';
                            return s;
                          });

@@ -1,0 +1,120 @@
+// Micro-benchmarks of the kernels per ISA and type:
+//   matvec/<isa>/<type>   one thread, rows x vec_dot over a 4096 x 4096 weight;
+//                         bytes_per_second = weight bytes streamed (GB/s)
+//   matmul/<isa>/<type>/<tokens>  matmul() on the default pool; items = tokens
+//   quantize/<isa>/<type> activation conversion of a 4096-float row
+// Filter with --benchmark_filter, e.g. 'matvec/avx2/.*'.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+#include "kernels/threadpool.h"
+
+namespace slim {
+namespace {
+
+constexpr int64_t kRows = 4096, kCols = 4096;
+
+std::vector<float> random_values(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v((size_t)n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+struct Fixture {
+  std::vector<uint8_t> w;
+  std::vector<float> x;
+};
+
+// quantized weights of one type, built once (quantizing 16M values is slow)
+const Fixture& fixture(GgmlType t) {
+  static std::vector<Fixture> cache((size_t)GgmlType::COUNT);
+  Fixture& f = cache[(size_t)t];
+  if (f.w.empty()) {
+    auto wf = random_values(kRows * kCols, 1);
+    f.w.resize(row_size(t, kCols) * kRows);
+    type_traits(t).from_float(wf.data(), f.w.data(), kRows * kCols);
+    f.x = random_values(kCols * 128, 2);
+  }
+  return f;
+}
+
+void bm_matvec(benchmark::State& st, Isa isa, GgmlType t) {
+  const KernelTable& kt = kernel_table(isa);
+  const Fixture& f = fixture(t);
+  const GgmlType vt = kt[t].vec_dot_type;
+  std::vector<uint8_t> xq(row_size(vt, kCols));
+  kt[vt].from_float(f.x.data(), xq.data(), kCols);
+  const size_t rs = row_size(t, kCols);
+  std::vector<float> y(kRows);
+  for (auto _ : st) {
+    for (int64_t r = 0; r < kRows; ++r) kt[t].vec_dot(kCols, &y[r], f.w.data() + r * rs, xq.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)f.w.size());
+}
+
+void bm_matmul(benchmark::State& st, Isa isa, GgmlType t, int n_tokens) {
+  static ThreadPool pool;
+  const KernelTable& kt = kernel_table(isa);
+  const Fixture& f = fixture(t);
+  Weight w{t, kCols, kRows, f.w.data(), "bench"};
+  std::vector<float> y((size_t)(kRows * n_tokens));
+  for (auto _ : st) {
+    matmul(w, f.x.data(), n_tokens, y.data(), pool, kt);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed((int64_t)st.iterations() * n_tokens);
+  st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)f.w.size());
+  st.counters["GFLOPS"] = benchmark::Counter(2.0 * kRows * kCols * n_tokens * st.iterations() / 1e9,
+                                             benchmark::Counter::kIsRate);
+  st.counters["threads"] = pool.size();
+}
+
+void bm_quantize(benchmark::State& st, Isa isa, GgmlType t) {
+  const KernelTable& kt = kernel_table(isa);
+  auto x = random_values(kCols, 3);
+  std::vector<uint8_t> q(row_size(t, kCols));
+  for (auto _ : st) {
+    kt[t].from_float(x.data(), q.data(), kCols);
+    benchmark::DoNotOptimize(q.data());
+  }
+  st.SetBytesProcessed((int64_t)st.iterations() * kCols * 4);
+}
+
+int register_all() {
+  const GgmlType weights[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,   GgmlType::Q8_0,
+                              GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,   GgmlType::Q5_1,
+                              GgmlType::IQ4_NL, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
+                              GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (!isa_available(isa)) continue;
+    const std::string in = isa_name(isa);
+    for (GgmlType t : weights) {
+      benchmark::RegisterBenchmark(("matvec/" + in + "/" + type_name(t)).c_str(), bm_matvec, isa, t)
+          ->Unit(benchmark::kMillisecond)->MinTime(0.3);
+      if (isa == Isa::scalar) continue;  // the scalar matmul is the matvec above, times tokens
+      for (int n : {1, 64})
+        benchmark::RegisterBenchmark(("matmul/" + in + "/" + type_name(t) + "/" + std::to_string(n)).c_str(),
+                                     bm_matmul, isa, t, n)
+            ->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime();
+    }
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K, GgmlType::F16, GgmlType::BF16})
+      benchmark::RegisterBenchmark(("quantize/" + in + "/" + type_name(t)).c_str(), bm_quantize, isa, t)
+          ->MinTime(0.1);
+  }
+  return 0;
+}
+
+const int registered = register_all();
+
+}  // namespace
+}  // namespace slim
+
+BENCHMARK_MAIN();

@@ -1,0 +1,153 @@
+// Speed measurement for `slim bench`.
+#include "engine/bench.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "kernels/threadpool.h"
+#include "base/mapped_file.h"
+
+namespace slim {
+
+namespace {
+
+SpeedStats stats(int n, const std::vector<double>& ms) {
+  SpeedStats s;
+  s.n_tokens = n;
+  for (double m : ms) s.samples.push_back(n * 1000.0 / m);
+  double sum = 0;
+  for (double x : s.samples) sum += x;
+  s.tps_mean = sum / s.samples.size();
+  double var = 0;
+  for (double x : s.samples) var += (x - s.tps_mean) * (x - s.tps_mean);
+  s.tps_sd = s.samples.size() > 1 ? std::sqrt(var / (s.samples.size() - 1)) : 0;
+  return s;
+}
+
+std::vector<int32_t> random_tokens(int n, int n_vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = (int32_t)(rng() % n_vocab);
+  return t;
+}
+
+}  // namespace
+
+Result<SpeedStats> bench_prefill(Engine& e, int n_prompt, int reps) {
+  if (n_prompt <= 0 || n_prompt > e.n_ctx()) return Status::error(format("prompt size %d does not fit the context %d", n_prompt, e.n_ctx()));
+  std::vector<int32_t> toks = random_tokens(n_prompt, e.model().hp.n_vocab, 1);
+  std::vector<float> logits;
+  std::vector<double> ms;
+  for (int r = 0; r <= reps; ++r) {  // the first run warms up and is not counted
+    e.clear(0);
+    auto t0 = std::chrono::steady_clock::now();
+    if (auto st = e.eval(0, toks.data(), n_prompt, logits); !st) return st;
+    if (r > 0) ms.push_back(elapsed_ms(t0));
+  }
+  e.clear(0);
+  return stats(n_prompt, ms);
+}
+
+Result<SpeedStats> bench_decode(Engine& e, int n_gen, int reps) {
+  if (n_gen <= 0 || n_gen > e.n_ctx()) return Status::error(format("generation size %d does not fit the context %d", n_gen, e.n_ctx()));
+  std::vector<int32_t> toks = random_tokens(n_gen, e.model().hp.n_vocab, 2);
+  std::vector<float> logits;
+  std::vector<double> ms;
+  for (int r = 0; r <= reps; ++r) {
+    e.clear(0);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n_gen; ++i)
+      if (auto st = e.eval(0, &toks[i], 1, logits); !st) return st;
+    if (r > 0) ms.push_back(elapsed_ms(t0));
+  }
+  e.clear(0);
+  return stats(n_gen, ms);
+}
+
+namespace {
+
+std::string cache_file() {
+  const char* x = std::getenv("XDG_CACHE_HOME");
+  const char* h = std::getenv("HOME");
+  std::string dir = x && *x ? std::string(x) + "/slim" : std::string(h ? h : "/tmp") + "/.cache/slim";
+  return dir + "/bandwidth.json";
+}
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+double measure_bandwidth(int n_threads) {
+  // 1 GiB, far past any cache; each thread sums its share with independent
+  // accumulators so the loop is bound by loads, not by an add chain.
+  const size_t n = (size_t)1 << 27;  // uint64 elements
+  std::vector<uint64_t> buf(n);
+  ThreadPool pool(n_threads);
+  pool.run([&](int ith, int nth) {
+    size_t b = n * ith / nth, e = n * (ith + 1) / nth;
+    for (size_t i = b; i < e; ++i) buf[i] = i;
+  });
+  std::vector<double> gbs;
+  std::vector<uint64_t> sink(n_threads);
+  for (int rep = 0; rep < 5; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+    pool.run([&](int ith, int nth) {
+      size_t b = n * ith / nth, e = n * (ith + 1) / nth;
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+      for (size_t i = b; i + 8 <= e; i += 8) {
+        s0 += buf[i]; s1 += buf[i + 1]; s2 += buf[i + 2]; s3 += buf[i + 3];
+        s4 += buf[i + 4]; s5 += buf[i + 5]; s6 += buf[i + 6]; s7 += buf[i + 7];
+      }
+      sink[ith] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+    });
+    double s = elapsed_ms(t0) / 1000.0;
+    gbs.push_back(n * 8.0 / s / 1e9);
+  }
+  volatile uint64_t keep = sink[0];
+  (void)keep;
+  std::sort(gbs.begin(), gbs.end());
+  return gbs[gbs.size() / 2];
+}
+
+}  // namespace
+
+double read_bandwidth_gbs(int n_threads, bool remeasure) {
+  const std::string key = cpu_model() + " / threads " + std::to_string(n_threads);
+  const std::string path = cache_file();
+  nlohmann::json cache = nlohmann::json::object();
+  {
+    std::ifstream f(path);
+    if (f) {
+      cache = nlohmann::json::parse(f, nullptr, false);
+      if (!cache.is_object()) cache = nlohmann::json::object();
+    }
+  }
+  if (!remeasure && cache.contains(key) && cache[key].is_number()) return cache[key].get<double>();
+  double bw = measure_bandwidth(n_threads);
+  cache[key] = bw;
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::string text = cache.dump(2);
+  (void)write_file_atomic(path, text.data(), text.size());  // a cache: failing to save only costs a re-measure
+  return bw;
+}
+
+size_t peak_rss_bytes() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (size_t)ru.ru_maxrss * 1024;
+}
+
+}  // namespace slim

@@ -1,0 +1,136 @@
+// AVX2 + FMA + F16C kernels: the shared quantized tiles (simd_body.inc) with
+// the maddubs/madd int8 primitive, plus 256-bit float dot products and the
+// F16/BF16 activation converters. Compiled with -mavx2 -mfma -mf16c -mbmi2.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "base/fp16.h"
+#include "kernels/kernels_isa.h"
+#include "tensor/quant_blocks.h"
+#include "tensor/quants.h"
+
+namespace slim {
+namespace avx2 {
+namespace {
+
+inline __m256i mul_sum_u8s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+inline __m256i mul_sum_u8s8_scaled(__m256i u, __m256i s, int sa, int sb) {
+  const __m256i sc = _mm256_set_m128i(_mm_set1_epi16((short)sb), _mm_set1_epi16((short)sa));
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc);
+}
+
+#include "kernels/simd_body.inc"
+
+// ---- float types: 16 values a step in two accumulators per token ----
+inline __m256 load8_f32(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
+inline __m256 load8_bf16(const uint16_t* p) {
+  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+template <class E, __m256 (*Load)(const E*), float (*Scalar)(E), int NC>
+void tile_float(int64_t n, float* out, const void* vx, const void* vy, size_t ys) {
+  const E* x = (const E*)vx;
+  __m256 a0[NC], a1[NC];
+  for (int c = 0; c < NC; ++c) a0[c] = _mm256_setzero_ps(), a1[c] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 x0 = Load(x + i), x1 = Load(x + i + 8);
+    for (int c = 0; c < NC; ++c) {
+      const E* y = act_row<E>(vy, ys, c);
+      a0[c] = _mm256_fmadd_ps(x0, Load(y + i), a0[c]);
+      a1[c] = _mm256_fmadd_ps(x1, Load(y + i + 8), a1[c]);
+    }
+  }
+  for (int c = 0; c < NC; ++c) {
+    const E* y = act_row<E>(vy, ys, c);
+    float s = hsum_ps(_mm256_add_ps(a0[c], a1[c]));
+    for (int64_t j = i; j < n; ++j) s += Scalar(x[j]) * Scalar(y[j]);
+    out[c] = s;
+  }
+}
+
+inline float id_f32(float v) { return v; }
+inline float cvt_f16(uint16_t v) { return fp16_to_fp32(v); }
+inline float cvt_bf16(uint16_t v) { return bf16_to_fp32(v); }
+
+template <int NC> struct TileF32 {
+  static void run(int64_t n, float* o, const void* x, const void* y, size_t ys) {
+    tile_float<float, load8_f32, id_f32, NC>(n, o, x, y, ys);
+  }
+};
+template <int NC> struct TileF16 {
+  static void run(int64_t n, float* o, const void* x, const void* y, size_t ys) {
+    tile_float<uint16_t, load8_f16, cvt_f16, NC>(n, o, x, y, ys);
+  }
+};
+template <int NC> struct TileBF16 {
+  static void run(int64_t n, float* o, const void* x, const void* y, size_t ys) {
+    tile_float<uint16_t, load8_bf16, cvt_bf16, NC>(n, o, x, y, ys);
+  }
+};
+
+void quantize_f16(const float* x, void* dst, int64_t n) {
+  uint16_t* y = (uint16_t*)dst;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i*)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
+// round to nearest even on the integer bits, NaN kept quiet (same as fp32_to_bf16)
+void quantize_bf16(const float* x, void* dst, int64_t n) {
+  uint16_t* y = (uint16_t*)dst;
+  int64_t i = 0;
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+  for (; i + 16 <= n; i += 16) {
+    __m256i r[2];
+    for (int k = 0; k < 2; ++k) {
+      const __m256 f = _mm256_loadu_ps(x + i + 8 * k);
+      const __m256i u = _mm256_castps_si256(f);
+      const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+      const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, bias), lsb), 16);
+      const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(64));
+      const __m256i is_nan = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+      r[k] = _mm256_blendv_epi8(rounded, nan, is_nan);
+    }
+    const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xd8);
+    _mm256_storeu_si256((__m256i*)(y + i), p);
+  }
+  for (; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
+}
+
+}  // namespace
+}  // namespace avx2
+
+void fill_rows_avx2(KernelRow* rows) {
+  using namespace avx2;
+  set_tile<TileF32>(rows, GgmlType::F32);
+  set_tile<TileF16>(rows, GgmlType::F16);
+  set_tile<TileBF16>(rows, GgmlType::BF16);
+  set_tile<TileQ8_0>(rows, GgmlType::Q8_0);
+  set_tile<TileQ4_0>(rows, GgmlType::Q4_0);
+  set_tile<TileQ5_0>(rows, GgmlType::Q5_0);
+  set_tile<TileQ4_1>(rows, GgmlType::Q4_1);
+  set_tile<TileQ5_1>(rows, GgmlType::Q5_1);
+  set_tile<TileIQ4_NL>(rows, GgmlType::IQ4_NL);
+  set_tile<TileQ4_K>(rows, GgmlType::Q4_K);
+  set_tile<TileQ5_K>(rows, GgmlType::Q5_K);
+  set_tile<TileQ6_K>(rows, GgmlType::Q6_K);
+  set_tile<TileQ2_K>(rows, GgmlType::Q2_K);
+  set_tile<TileQ3_K>(rows, GgmlType::Q3_K);
+  set_tile<TileIQ4_XS>(rows, GgmlType::IQ4_XS);
+  rows[(size_t)GgmlType::F16].from_float = quantize_f16;
+  rows[(size_t)GgmlType::BF16].from_float = quantize_bf16;
+  rows[(size_t)GgmlType::Q8_0].from_float = quantize_q8_0;
+  rows[(size_t)GgmlType::Q8_1].from_float = quantize_q8_1;
+  rows[(size_t)GgmlType::Q8_K].from_float = quantize_q8_k;
+}
+
+}  // namespace slim

@@ -1,0 +1,99 @@
+// matmul: activation conversion, row chunking over threads, token tiles.
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <cassert>
+#include <vector>
+
+namespace slim {
+namespace {
+
+// Rows per work item: small enough for 2+ threads to balance on a 256-row
+// matrix, large enough that a chunk of weights (e.g. 16 rows x 4096 Q4_0 =
+// 36 KiB) stays in L2 while the token tiles sweep over it.
+int64_t rows_per_chunk(int64_t rows, int n_threads) {
+  int64_t c = 16;
+  while (c > 1 && rows / c < 4 * (int64_t)n_threads) c /= 2;
+  return c;
+}
+
+}  // namespace
+
+Status matmul_check(const Weight& w) {
+  if (!type_supported(w.type))
+    return Status::error(format("matmul: weight type %s is not supported", type_name(w.type)));
+  const TypeTraits& tr = type_traits(w.type);
+  if (w.ne0 <= 0 || w.ne1 <= 0 || w.ne0 % tr.block_size != 0)
+    return Status::error(format("matmul: %s weight with %lld columns (block size %lld)",
+                                type_name(w.type), (long long)w.ne0, (long long)tr.block_size));
+  if (!w.data) return Status::error("matmul: weight without data");
+  return Status();
+}
+
+void quantize_activations(GgmlType type, const float* x, int64_t cols, int n_tokens, void* out,
+                          ThreadPool& pool, const KernelTable& table) {
+  const FromFloatFn from = table[type].from_float;
+  const size_t rs = row_size(type, cols);
+  auto body = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) from(x + t * cols, (char*)out + t * rs, cols);
+  };
+  // one token is not worth a wake-up of the pool
+  if (n_tokens < 4) body(0, n_tokens);
+  else pool.parallel_for(n_tokens, 1, body);
+}
+
+void matmul_quantized(const Weight& w, int64_t r0, int64_t r1, const void* xq, int n_tokens,
+                      float* y, int64_t ldy, ThreadPool& pool, const KernelTable& table) {
+  const KernelRow& k = table[w.type];
+  const int64_t cols = w.ne0;
+  assert(k.vec_dot && cols % k.block_size == 0 && 0 <= r0 && r0 <= r1 && r1 <= w.ne1);
+  const size_t w_rs = row_size(w.type, cols);
+  const size_t x_rs = row_size(k.vec_dot_type, cols);
+  const int64_t n_rows = r1 - r0;
+  const int64_t chunk = rows_per_chunk(n_rows, pool.size());
+  const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
+  const char* wd = (const char*)w.data + r0 * w_rs;  // row 0 of the slice
+  const char* xd = (const char*)xq;
+  pool.parallel_for(n_chunks, 1, [&](int64_t c0, int64_t c1) {
+    const int64_t a = c0 * chunk, b = std::min(n_rows, c1 * chunk);
+    if (n_tokens == 1) {
+      for (int64_t r = a; r < b; ++r) k.vec_dot(cols, y + r, wd + r * w_rs, xd);
+      return;
+    }
+    float tmp[kMaxTileTokens];
+    for (int t0 = 0; t0 < n_tokens; t0 += kMaxTileTokens) {
+      const int nc = std::min(kMaxTileTokens, n_tokens - t0);
+      for (int64_t r = a; r < b; ++r) {
+        k.vec_dot_multi(cols, tmp, wd + r * w_rs, xd + t0 * x_rs, x_rs, nc);
+        for (int c = 0; c < nc; ++c) y[(int64_t)(t0 + c) * ldy + r] = tmp[c];
+      }
+    }
+  });
+}
+
+void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_tokens, float* y,
+                 int64_t ldy, ThreadPool& pool, const KernelTable& table) {
+  if (n_tokens <= 0 || r1 <= r0) return;
+  const GgmlType vt = table[w.type].vec_dot_type;
+  if (vt == GgmlType::F32) {  // F32 weights take the activations as they are
+    matmul_quantized(w, r0, r1, x, n_tokens, y, ldy, pool, table);
+    return;
+  }
+  // per-thread scratch reused across calls: no allocation per token
+  thread_local std::vector<uint8_t> scratch;
+  const size_t need = row_size(vt, w.ne0) * (size_t)n_tokens;
+  if (scratch.size() < need) scratch.resize(need);
+  quantize_activations(vt, x, w.ne0, n_tokens, scratch.data(), pool, table);
+  matmul_quantized(w, r0, r1, scratch.data(), n_tokens, y, ldy, pool, table);
+}
+
+void matmul(const Weight& w, const float* x, int n_tokens, float* y, ThreadPool& pool,
+            const KernelTable& table) {
+  matmul_rows(w, 0, w.ne1, x, n_tokens, y, w.ne1, pool, table);
+}
+
+void matmul(const Weight& w, const float* x, int n_tokens, float* y, ThreadPool& pool) {
+  matmul(w, x, n_tokens, y, pool, kernels());
+}
+
+}  // namespace slim
