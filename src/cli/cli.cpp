@@ -1,5 +1,6 @@
 // Command dispatch and shared CLI helpers.
 #include "cli/cli.h"
+#include "store/planner.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -35,16 +36,24 @@ std::vector<int32_t> parse_id_list(const std::string& s, std::string* err) {
 }
 
 int cli_main(int argc, char** argv) {
+  runtime_baseline_bytes();  // the memory planner's measure of the runtime alone, before any model
   CLI::App app{"slim: run small language models on this machine"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "slim 0.1.0");
   std::map<CLI::App*, CommandRun> runs;
   for (CommandRegister reg : {register_run, register_logits, register_info, register_tokenize, register_detokenize,
-                              register_template, register_bench}) {
+                              register_template, register_bench, register_synth,
+                              register_pull, register_import, register_list, register_show, register_rm,
+                              register_cp, register_fit, register_serve}) {
     size_t before = app.get_subcommands({}).size();
     CommandRun r = reg(app);
     auto subs = app.get_subcommands({});
     if (subs.size() > before) runs[subs.back()] = r;
+  }
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (auto& [sub, run] : runs) known = known || sub->check_name(argv[1]);
+    if (!known) return fail(std::string("unknown command '") + argv[1] + "' (try slim --help)");
   }
   try {
     app.parse(argc, argv);

@@ -31,5 +31,15 @@ CommandRun register_tokenize(CLI::App& app);
 CommandRun register_detokenize(CLI::App& app);
 CommandRun register_template(CLI::App& app);
 CommandRun register_bench(CLI::App& app);
+CommandRun register_synth(CLI::App& app);
+// The model store and the memory planner (cmd_store.cpp, cmd_fit.cpp).
+CommandRun register_pull(CLI::App& app);
+CommandRun register_import(CLI::App& app);
+CommandRun register_list(CLI::App& app);
+CommandRun register_show(CLI::App& app);
+CommandRun register_rm(CLI::App& app);
+CommandRun register_cp(CLI::App& app);
+CommandRun register_fit(CLI::App& app);
+CommandRun register_serve(CLI::App& app);  // cmd_serve.cpp
 
 }  // namespace slim

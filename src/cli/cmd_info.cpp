@@ -5,6 +5,7 @@
 #include <map>
 
 #include "cli/cli.h"
+#include "store/store.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 
@@ -39,7 +40,9 @@ CommandRun register_info(CLI::App& app) {
   cmd->add_option("FILE", *path, "GGUF file")->required();
   cmd->add_flag("--tensors", *all_tensors, "list every tensor (default: the first layer and the rest)");
   return [path, all_tensors]() {
-    auto fr = GgufFile::open(*path);
+    auto resolved = resolve_model(*path);
+    if (!resolved) return fail(resolved.error());
+    auto fr = GgufFile::open(*resolved);
     if (!fr) return fail(fr.error());
     const GgufFile& f = **fr;
     std::printf("file:          %s (%s, GGUF v%u)\n", path->c_str(), human_bytes((double)f.file_size()).c_str(), f.version());

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "store/store.h"
 #include "tokenizer/tokenizer.h"
 
 namespace slim {
@@ -27,7 +28,9 @@ CommandRun register_tokenize(CLI::App& app) {
   cmd->add_flag("--no-bos", o->no_bos, "do not add BOS/EOS");
   cmd->add_flag("--parse-special", o->parse_special, "match the text of control tokens");
   return [o, cmd]() {
-    auto tr = Tokenizer::from_file(o->model);
+    auto resolved = resolve_model(o->model);
+    if (!resolved) return fail(resolved.error());
+    auto tr = Tokenizer::from_file(*resolved);
     if (!tr) return fail(tr.error());
     const Tokenizer& tok = **tr;
     const bool add_special = !o->no_bos;
@@ -82,7 +85,9 @@ CommandRun register_detokenize(CLI::App& app) {
   cmd->add_option("--ids", o->ids, "comma-separated token ids")->required();
   cmd->add_flag("--remove-special", o->remove_special, "drop control tokens");
   return [o]() {
-    auto tr = Tokenizer::from_file(o->model);
+    auto resolved = resolve_model(o->model);
+    if (!resolved) return fail(resolved.error());
+    auto tr = Tokenizer::from_file(*resolved);
     if (!tr) return fail(tr.error());
     std::string err;
     std::vector<int32_t> ids = parse_id_list(o->ids, &err);

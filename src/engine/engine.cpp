@@ -2,6 +2,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "gguf/gguf.h"
 #include "kernels/threadpool.h"
@@ -71,10 +72,40 @@ Status Engine::eval(int seq, const int32_t* tokens, int n, std::vector<float>& l
   return Status();
 }
 
-Status Engine::decode(const Batch& b, std::vector<float>& logits) {
-  if (auto st = forward(*model_, state_, b, logits); !st) return st;
+Status Engine::decode(const Batch& b, std::vector<float>& logits, std::vector<float>* hidden) {
+  state_.hidden_out = hidden;
+  Status st = forward(*model_, state_, b, logits);
+  state_.hidden_out = nullptr;
+  if (!st) return st;
   for (int i = 0; i < b.size(); ++i) seq_tokens_[b.seq[i]].push_back(b.token[i]);
   return Status();
+}
+
+Result<std::vector<float>> Engine::embed(int seq, const std::vector<int32_t>& tokens) {
+  if (seq < 0 || seq >= params_.n_seq) return Status::error(format("sequence %d out of range", seq));
+  if (tokens.empty()) return Status::error("nothing to embed");
+  if ((int)tokens.size() > params_.n_ctx)
+    return Status::error(format("the input is %d tokens but the context holds %d", (int)tokens.size(), params_.n_ctx));
+  const int n = model_->hp.n_embd;
+  clear(seq);
+  std::vector<float> pooled(n, 0.0f), logits, hidden;
+  Batch b;
+  for (size_t i = 0; i < tokens.size(); i += params_.n_batch) {
+    b.clear();
+    size_t end = std::min(tokens.size(), i + (size_t)params_.n_batch);
+    for (size_t j = i; j < end; ++j) b.add(tokens[j], (int)j, seq, true);
+    hidden.clear();
+    logits.clear();
+    if (auto st = decode(b, logits, &hidden); !st) { clear(seq); return st; }
+    for (size_t r = 0; r < end - i; ++r)
+      for (int k = 0; k < n; ++k) pooled[k] += hidden[r * n + k];
+  }
+  clear(seq);
+  double norm = 0;
+  for (float& x : pooled) { x /= (float)tokens.size(); norm += (double)x * x; }
+  const float inv = norm > 0 ? (float)(1.0 / std::sqrt(norm)) : 0.0f;
+  for (float& x : pooled) x *= inv;
+  return pooled;
 }
 
 namespace {
@@ -119,6 +150,10 @@ Result<GenerateResult> generate(Engine& e, int seq, const std::vector<int32_t>& 
   for (int32_t t : prompt) sampler.accept(t);
   StreamDecoder decoder(tok);
   std::string pending;  // decoded text not yet emitted (may be the start of a stop string)
+  // Text generated right after a lone BOS starts at the beginning of the text:
+  // drop the space SentencePiece vocabularies put before the first word, as
+  // detokenize does.
+  bool strip_space = prompt.size() == 1 && prompt[0] == tok.bos() && tok.model() == "llama";
   auto emit = [&](const std::string& s) -> bool {
     r.text += s;
     return !on_text || s.empty() || on_text(s);
@@ -132,6 +167,10 @@ Result<GenerateResult> generate(Engine& e, int seq, const std::vector<int32_t>& 
     r.tokens.push_back(id);
     if (!p.ignore_eos && tok.is_eog(id)) { r.stop_reason = "eog"; break; }
     pending += decoder.push(id);
+    if (strip_space && !pending.empty()) {
+      if (pending[0] == ' ') pending.erase(0, 1);
+      strip_space = false;
+    }
     size_t hold = 0;
     size_t at = find_stop(pending, p.stop, &hold);
     if (at != std::string::npos) {

@@ -47,7 +47,12 @@ class Engine {
   // the last token. Fails cleanly (cache untouched) when they do not fit.
   Status eval(int seq, const int32_t* tokens, int n, std::vector<float>& last_logits);
   // A raw batch over several sequences (the server's continuous batching).
-  Status decode(const Batch& b, std::vector<float>& logits);
+  // With `hidden`, the final normalised hidden state of every token that
+  // wants logits is appended to it too.
+  Status decode(const Batch& b, std::vector<float>& logits, std::vector<float>* hidden = nullptr);
+  // Mean-pooled, L2-normalised embedding of `tokens`, computed in sequence
+  // `seq` (which is cleared before and after).
+  Result<std::vector<float>> embed(int seq, const std::vector<int32_t>& tokens);
 
  private:
   Engine() = default;

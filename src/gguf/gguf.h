@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -121,11 +122,24 @@ class GgufWriter {
                     const void* data, size_t nbytes);
   void set_alignment(uint32_t a) { set("general.alignment", GgufValue::u32(a)); }
   Status write(const std::string& path) const;
+
+  // Streaming, for files too large to hold in memory: declare a tensor's name,
+  // type and shape now (no data), then write(path, fill) asks for the bytes of
+  // each declared tensor in declaration order, fill(index, buf, nbytes) filling
+  // a buffer of exactly that tensor's size (reused between tensors). Tensors
+  // added with add_tensor() are written as usual; index counts all tensors.
+  Status declare_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne);
+  using FillFn = std::function<Status(size_t index, uint8_t* buf, size_t nbytes)>;
+  Status write(const std::string& path, const FillFn& fill) const;
   // Copies all metadata (optionally) from an existing file.
   void copy_metadata_from(const GgufFile& f);
 
  private:
-  struct PendingTensor { std::string name; GgmlType type; std::vector<int64_t> ne; std::vector<uint8_t> data; };
+  struct PendingTensor {
+    std::string name; GgmlType type; std::vector<int64_t> ne; std::vector<uint8_t> data;
+    size_t nbytes = 0; bool deferred = false;  // deferred: bytes come from write()'s fill
+  };
+  Status check_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& ne, size_t* nbytes) const;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<PendingTensor> tensors_;
   uint32_t alignment_ = 32;

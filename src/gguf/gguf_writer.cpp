@@ -80,24 +80,44 @@ void GgufWriter::copy_metadata_from(const GgufFile& f) {
   for (const auto& [k, v] : f.metadata()) set(k, v);
 }
 
-Status GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne,
-                              const void* data, size_t nbytes) {
+Status GgufWriter::check_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& ne,
+                                size_t* nbytes) const {
   if (ne.empty() || ne.size() > 4) return Status::error("tensor '" + name + "': 1 to 4 dimensions expected");
   const auto& tr = type_traits(type);
   if (!tr.name) return Status::error("tensor '" + name + "': unknown type");
   if (ne[0] % tr.block_size) return Status::error("tensor '" + name + "': row not a multiple of the block size");
   int64_t rows = 1;
   for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
-  size_t want = row_size(type, ne[0]) * (size_t)rows;
-  if (want != nbytes) return Status::error(format("tensor '%s': %zu bytes given, %zu expected", name.c_str(), nbytes, want));
+  *nbytes = row_size(type, ne[0]) * (size_t)rows;
   for (auto& t : tensors_)
     if (t.name == name) return Status::error("duplicate tensor '" + name + "'");
+  return Status();
+}
+
+Status GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne,
+                              const void* data, size_t nbytes) {
+  size_t want = 0;
+  SLIM_RETURN_IF_ERROR(check_tensor(name, type, ne, &want));
+  if (want != nbytes) return Status::error(format("tensor '%s': %zu bytes given, %zu expected", name.c_str(), nbytes, want));
   const uint8_t* p = static_cast<const uint8_t*>(data);
-  tensors_.push_back({name, type, std::move(ne), std::vector<uint8_t>(p, p + nbytes)});
+  tensors_.push_back({name, type, std::move(ne), std::vector<uint8_t>(p, p + nbytes), nbytes, false});
+  return Status();
+}
+
+Status GgufWriter::declare_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne) {
+  size_t nbytes = 0;
+  SLIM_RETURN_IF_ERROR(check_tensor(name, type, ne, &nbytes));
+  tensors_.push_back({name, type, std::move(ne), {}, nbytes, true});
   return Status();
 }
 
 Status GgufWriter::write(const std::string& path) const {
+  return write(path, [](size_t i, uint8_t*, size_t) {
+    return Status::error(format("tensor %zu was declared without data and no fill function was given", i));
+  });
+}
+
+Status GgufWriter::write(const std::string& path, const FillFn& fill) const {
   std::random_device rd;
   std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(rd());
   FILE* fp = std::fopen(tmp.c_str(), "wb");
@@ -119,17 +139,27 @@ Status GgufWriter::write(const std::string& path) const {
     for (int64_t d : t.ne) s.pod<uint64_t>((uint64_t)d);
     s.pod<uint32_t>((uint32_t)t.type);
     s.pod<uint64_t>(offset);
-    offset += (t.data.size() + alignment_ - 1) / alignment_ * alignment_;
+    offset += (t.nbytes + alignment_ - 1) / alignment_ * alignment_;
   }
   s.pad_to(alignment_);
-  for (const auto& t : tensors_) {
-    s.bytes(t.data.data(), t.data.size());
+  std::vector<uint8_t> buf;  // one deferred tensor at a time
+  Status fill_status;
+  for (size_t i = 0; i < tensors_.size() && s.ok && fill_status.ok(); ++i) {
+    const auto& t = tensors_[i];
+    if (t.deferred) {
+      buf.resize(t.nbytes);
+      fill_status = fill(i, buf.data(), t.nbytes);
+      if (fill_status.ok()) s.bytes(buf.data(), t.nbytes);
+    } else {
+      s.bytes(t.data.data(), t.data.size());
+    }
     s.pad_to(alignment_);
   }
-  bool ok = s.ok && std::fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+  bool ok = s.ok && fill_status.ok() && std::fflush(fp) == 0 && fsync(fileno(fp)) == 0;
   ok = (std::fclose(fp) == 0) && ok;
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
+    if (!fill_status.ok()) return fill_status;
     return Status::error(path + ": write failed");
   }
   return Status();

@@ -3,7 +3,9 @@
 
 #include <cpuid.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +13,7 @@
 #include <mutex>
 #include <utility>
 
+#include "base/fp16.h"
 #include "kernels/kernels_isa.h"
 
 namespace slim {
@@ -69,6 +72,47 @@ constexpr auto make_fallbacks(std::index_sequence<I...>) {
   return std::array<VecDotMultiFn, sizeof...(I)>{&MultiFallback::call<I>...};
 }
 
+// Scalar attention loops: the slow twins of fill_attn_*.
+template <class E, float (*Cvt)(E)>
+void attn_scores_ref(int64_t n_keys, int64_t dim, const void* q, const void* k, size_t stride, float* s) {
+  const E* qv = (const E*)q;
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const E* kv = (const E*)((const char*)k + j * stride);
+    float sum = 0;
+    for (int64_t i = 0; i < dim; ++i) sum += Cvt(qv[i]) * Cvt(kv[i]);
+    s[j] = sum;
+  }
+}
+
+template <class E, float (*Cvt)(E)>
+void attn_mix_ref(int64_t n_keys, int64_t dim, const float* w, const void* v, size_t stride, float* out) {
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const E* vv = (const E*)((const char*)v + j * stride);
+    for (int64_t i = 0; i < dim; ++i) out[i] += w[j] * Cvt(vv[i]);
+  }
+}
+
+}  // namespace
+
+void attn_softmax_ref(int64_t n, float* s, float scale, float cap) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) {
+    float t = s[j] * scale;
+    if (cap > 0) t = cap * std::tanh(t / cap);
+    s[j] = t;
+    mx = std::max(mx, t);
+  }
+  float sum = 0;
+  for (int64_t j = 0; j < n; ++j) { s[j] = std::exp(s[j] - mx); sum += s[j]; }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+}
+
+namespace {
+
+inline float cvt_f32(float x) { return x; }
+inline float cvt_f16(uint16_t x) { return fp16_to_fp32(x); }
+
 KernelTable build(Isa isa) {
   KernelTable t;
   t.isa = isa;
@@ -78,8 +122,10 @@ KernelTable build(Isa isa) {
     MultiFallback::fns[i] = type_traits((GgmlType)i).vec_dot;
     if (t.rows[i].vec_dot) t.rows[i].vec_dot_multi = fallbacks[i];
   }
-  if (isa == Isa::avx2) fill_rows_avx2(t.rows);
-  if (isa == Isa::avx512) fill_rows_avx512(t.rows);
+  t.attn_f32 = {attn_scores_ref<float, cvt_f32>, attn_mix_ref<float, cvt_f32>, attn_softmax_ref};
+  t.attn_f16 = {attn_scores_ref<uint16_t, cvt_f16>, attn_mix_ref<uint16_t, cvt_f16>, attn_softmax_ref};
+  if (isa == Isa::avx2) fill_rows_avx2(t.rows), fill_attn_avx2(t);
+  if (isa == Isa::avx512) fill_rows_avx512(t.rows), fill_attn_avx512(t);
   return t;
 }
 

@@ -29,14 +29,70 @@ constexpr int kMaxTileTokens = 4;
 using VecDotMultiFn = void (*)(int64_t n, float* out, const void* x, const void* y,
                                size_t y_stride, int nc);
 
+// Prefill GEMM on row panels. pack_panel converts kPanelRows weight rows
+// (missing rows: zeros) into a panel; per 32-value block: 8 chunks of 64 bytes
+// — chunk s holds values 4s..4s+3 of row r in bytes 4r..4r+3, as unsigned
+// bytes u = w + offset — then per group of `group` values (16 or 32) the 16 row
+// scales as floats, then (types with mins) per group the 16 row mins. A row's
+// value is scale * (u - offset) - min. gemm_panel multiplies a panel with nc <=
+// kGemmTokens activation rows of the type's vec_dot_type (Q8_0 or Q8_K),
+// `stride` bytes apart, given per token c and group g ([c * info_stride + g]):
+// dy, the activation scale; sy, the sum of the group's quants (types without
+// mins); my, dy times that sum (types with mins):
+//   y[c * ldy + r] = sum_g dy * (scale_r,g * sum_i (u_r,i - offset) q_c,i) - min_r,g * my
+// for r < n_rows. Null when the ISA has no GEMM for the type.
+constexpr int kPanelRows = 16;
+constexpr int kGemmTokens = 8;
+struct PanelFormat {
+  int group = 0;  // 32 or 16 values per scale; 0: the type has no panel form
+  bool mins = false;
+  int offset = 0;
+  size_t block_bytes() const { return 512 + (size_t)(32 / group) * 64 * (mins ? 2 : 1); }
+};
+using PackPanelFn = void (*)(const void* w, size_t row_bytes, int n_rows, int64_t cols, uint8_t* panel);
+using GemmPanelFn = void (*)(int64_t cols, const uint8_t* panel, const void* act, size_t stride, const float* dy,
+                             const int32_t* sy, const float* my, size_t info_stride, int nc, float* y, int64_t ldy,
+                             int n_rows);
+
 // A type-table row (block sizes, to_float, from_float, vec_dot, vec_dot_type)
-// whose from_float / vec_dot point at this ISA's kernels, plus the tile dot.
+// whose from_float / vec_dot point at this ISA's kernels, plus the tile dot
+// and the optional panel GEMM.
 struct KernelRow : TypeTraits {
   VecDotMultiFn vec_dot_multi = nullptr;
+  PackPanelFn pack_panel = nullptr;
+  GemmPanelFn gemm_panel = nullptr;
+  PanelFormat panel;
 };
+
+// The panel form of a type (group 0: none) and scalar twins of the panel
+// kernels (tests compare the SIMD ones with these).
+PanelFormat panel_format(GgmlType t);
+void pack_panel_ref(GgmlType t, const void* w, size_t row_bytes, int n_rows, int64_t cols, uint8_t* panel);
+void gemm_panel_ref(GgmlType t, int64_t cols, const uint8_t* panel, const void* act, size_t stride, const float* dy,
+                    const int32_t* sy, const float* my, size_t info_stride, int nc, float* y, int64_t ldy,
+                    int n_rows);
+
+// Attention inner loops over the cached keys / values of one KV head, rows
+// `stride` bytes apart, elements of the cache's type (F32 or F16; the query is
+// given in that same type):
+//   scores: s[j] = dot(q, k_j) for j < n_keys                 (dim values each)
+//   mix:    out[i] += sum over j of w[j] * v_j[i], j ascending (dim values each)
+using AttnScoresFn = void (*)(int64_t n_keys, int64_t dim, const void* q, const void* k, size_t stride, float* s);
+using AttnMixFn = void (*)(int64_t n_keys, int64_t dim, const float* w, const void* v, size_t stride, float* out);
+//   softmax: s[j] = exp(t_j - max t) / sum over j, t_j = s[j] * scale, soft-capped
+//            to cap * tanh(t_j / cap) when cap > 0
+using AttnSoftmaxFn = void (*)(int64_t n, float* s, float scale, float cap);
+struct AttnKernels {
+  AttnScoresFn scores = nullptr;
+  AttnMixFn mix = nullptr;
+  AttnSoftmaxFn softmax = nullptr;
+};
+// The scalar softmax (the twin every ISA's is tested against).
+void attn_softmax_ref(int64_t n, float* s, float scale, float cap);
 
 struct KernelTable {
   Isa isa = Isa::scalar;
+  AttnKernels attn_f32, attn_f16;  // by KV cache type
   KernelRow rows[(size_t)GgmlType::COUNT];
   const KernelRow& operator[](GgmlType t) const { return rows[(size_t)t]; }
 };

@@ -106,6 +106,51 @@ void quantize_bf16(const float* x, void* dst, int64_t n) {
   for (; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
 }
 
+
+// ---- attention loops (dispatch.h AttnKernels) ----
+inline __m256 attn_load_out(const float* p) { return _mm256_loadu_ps(p); }
+inline void attn_store_out(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+inline __m256 attn_load(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 attn_load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
+inline float attn_scalar(float x) { return x; }
+inline float attn_scalar(uint16_t x) { return fp16_to_fp32(x); }
+
+template <class E>
+void attn_scores(int64_t n_keys, int64_t dim, const void* q, const void* k, size_t stride, float* s) {
+  const E* qv = (const E*)q;
+  const int64_t nv = dim / 8 * 8;
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const E* kv = (const E*)((const char*)k + j * stride);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nv; i += 8) acc = _mm256_fmadd_ps(attn_load(qv + i), attn_load(kv + i), acc);
+    float sum = hsum_ps(acc);
+    for (int64_t i = nv; i < dim; ++i) sum += attn_scalar(qv[i]) * attn_scalar(kv[i]);
+    s[j] = sum;
+  }
+}
+
+// out kept in registers over all keys when dim fits (head dims up to 256)
+template <class E>
+void attn_mix(int64_t n_keys, int64_t dim, const float* w, const void* v, size_t stride, float* out) {
+  constexpr int kMaxVec = 256 / 8;
+  if (dim % 8 != 0 || dim > 256) {
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const E* vv = (const E*)((const char*)v + j * stride);
+      for (int64_t i = 0; i < dim; ++i) out[i] += w[j] * attn_scalar(vv[i]);
+    }
+    return;
+  }
+  const int nvec = (int)(dim / 8);
+  __m256 acc[kMaxVec];
+  for (int c = 0; c < nvec; ++c) acc[c] = attn_load_out(out + c * 8);
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const E* vv = (const E*)((const char*)v + j * stride);
+    const __m256 a = _mm256_set1_ps(w[j]);
+    for (int c = 0; c < nvec; ++c) acc[c] = _mm256_fmadd_ps(a, attn_load(vv + c * 8), acc[c]);
+  }
+  for (int c = 0; c < nvec; ++c) attn_store_out(out + c * 8, acc[c]);
+}
+
 }  // namespace
 }  // namespace avx2
 
@@ -131,6 +176,12 @@ void fill_rows_avx2(KernelRow* rows) {
   rows[(size_t)GgmlType::Q8_0].from_float = quantize_q8_0;
   rows[(size_t)GgmlType::Q8_1].from_float = quantize_q8_1;
   rows[(size_t)GgmlType::Q8_K].from_float = quantize_q8_k;
+}
+
+void fill_attn_avx2(KernelTable& t) {
+  using namespace avx2;
+  t.attn_f32 = {attn_scores<float>, attn_mix<float>, attn_softmax_ref};
+  t.attn_f16 = {attn_scores<uint16_t>, attn_mix<uint16_t>, attn_softmax_ref};
 }
 
 }  // namespace slim

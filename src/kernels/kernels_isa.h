@@ -8,5 +8,7 @@ namespace slim {
 
 void fill_rows_avx2(KernelRow* rows);
 void fill_rows_avx512(KernelRow* rows);
+void fill_attn_avx2(KernelTable& t);
+void fill_attn_avx512(KernelTable& t);
 
 }  // namespace slim

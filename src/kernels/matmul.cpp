@@ -5,6 +5,9 @@
 #include <cassert>
 #include <vector>
 
+#include "base/fp16.h"
+#include "tensor/quant_blocks.h"
+
 namespace slim {
 namespace {
 
@@ -15,6 +18,67 @@ int64_t rows_per_chunk(int64_t rows, int n_threads) {
   int64_t c = 16;
   while (c > 1 && rows / c < 4 * (int64_t)n_threads) c /= 2;
   return c;
+}
+
+// Batches this large take the panel GEMM when the ISA has one for the type:
+// packing a panel costs about as much as one token's dot products.
+constexpr int kGemmMinTokens = 16;
+
+// Panel GEMM: activations already converted (xq, n_tokens rows of x_rs bytes
+// of Q8_0 or Q8_K); rows [r0, r1) of w packed 16 at a time per work item, and
+// every token tile of kGemmTokens runs over the packed panel while it sits in cache.
+void gemm_panels(const Weight& w, int64_t r0, int64_t r1, const void* xq, size_t x_rs, int n_tokens, float* y,
+                 int64_t ldy, ThreadPool& pool, const KernelRow& k) {
+  const PanelFormat f = k.panel;
+  const int64_t cols = w.ne0, nb = cols / kQK, ng = cols / f.group;  // 32-value blocks, scale groups
+  // per token and group: the activation scale, and the sum of its quants
+  // (as an int for offset types, times the scale for types with mins)
+  thread_local std::vector<float> dy, my;
+  thread_local std::vector<int32_t> sy;
+  const size_t ni = (size_t)n_tokens * ng;
+  if (dy.size() < ni) dy.resize(ni), sy.resize(ni), my.resize(ni);
+  float* dyp = dy.data();
+  float* myp = my.data();
+  int32_t* syp = sy.data();
+  const bool q8k = k.vec_dot_type == GgmlType::Q8_K;
+  pool.parallel_for(n_tokens, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const char* row = (const char*)xq + t * x_rs;
+      for (int64_t g = 0; g < ng; ++g) {
+        if (q8k) {  // bsums hold sums of 16
+          const int64_t v = g * f.group;
+          const BlockQ8_K& b = ((const BlockQ8_K*)row)[v / kQKK];
+          int32_t s = 0;
+          for (int i = 0; i < f.group / 16; ++i) s += b.bsums[(v % kQKK) / 16 + i];
+          dyp[t * ng + g] = b.d;
+          myp[t * ng + g] = b.d * (float)s;
+        } else {
+          const BlockQ8_0& b = ((const BlockQ8_0*)row)[g];
+          int32_t s = 0;
+          for (int j = 0; j < kQK; ++j) s += b.qs[j];
+          dyp[t * ng + g] = fp16_to_fp32(b.d);
+          syp[t * ng + g] = s;
+        }
+      }
+    }
+  });
+  const size_t w_rs = row_size(w.type, cols);
+  const int64_t n_rows = r1 - r0, n_panels = (n_rows + kPanelRows - 1) / kPanelRows;
+  const char* wd = (const char*)w.data + r0 * w_rs;
+  pool.parallel_for(n_panels, 1, [&](int64_t p0, int64_t p1) {
+    thread_local std::vector<uint8_t> panel;
+    const size_t need = (size_t)nb * f.block_bytes();
+    if (panel.size() < need) panel.resize(need);
+    for (int64_t p = p0; p < p1; ++p) {
+      const int rows = (int)std::min<int64_t>(kPanelRows, n_rows - p * kPanelRows);
+      k.pack_panel(wd + p * kPanelRows * w_rs, w_rs, rows, cols, panel.data());
+      for (int t0 = 0; t0 < n_tokens; t0 += kGemmTokens) {
+        const int nc = std::min(kGemmTokens, n_tokens - t0);
+        k.gemm_panel(cols, panel.data(), (const char*)xq + t0 * x_rs, x_rs, dyp + t0 * ng, syp + t0 * ng,
+                     myp + t0 * ng, ng, nc, y + t0 * ldy + p * kPanelRows, ldy, rows);
+      }
+    }
+  });
 }
 
 }  // namespace
@@ -49,6 +113,11 @@ void matmul_quantized(const Weight& w, int64_t r0, int64_t r1, const void* xq, i
   assert(k.vec_dot && cols % k.block_size == 0 && 0 <= r0 && r0 <= r1 && r1 <= w.ne1);
   const size_t w_rs = row_size(w.type, cols);
   const size_t x_rs = row_size(k.vec_dot_type, cols);
+  if (n_tokens >= kGemmMinTokens && k.gemm_panel &&
+      (k.vec_dot_type == GgmlType::Q8_0 || k.vec_dot_type == GgmlType::Q8_K)) {
+    gemm_panels(w, r0, r1, xq, x_rs, n_tokens, y, ldy, pool, k);
+    return;
+  }
   const int64_t n_rows = r1 - r0;
   const int64_t chunk = rows_per_chunk(n_rows, pool.size());
   const int64_t n_chunks = (n_rows + chunk - 1) / chunk;

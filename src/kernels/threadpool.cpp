@@ -1,9 +1,13 @@
-// Thread pool implementation: generation counter + pending counter, each
-// waited on with spin-then-futex.
+// Thread pool implementation. Workers wait (spin, then futex) for the
+// generation counter to move, then try to enter the job through state_: the
+// entry only succeeds while the job of that generation is open, so the caller
+// can close a parallel_for once every chunk is taken and wait only for the
+// threads inside it. Futex wake-ups are only issued when someone sleeps.
 #include "kernels/threadpool.h"
 
 #include <sched.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <string>
@@ -11,25 +15,20 @@
 namespace slim {
 namespace {
 
-// Spin budget before sleeping: long enough to cover the gap between two
-// matmuls of one decode step (microseconds), short enough that an idle pool
-// or a contended core goes to sleep quickly.
-constexpr int kSpinIterations = 1 << 14;
+// Spin budgets before sleeping. Workers: long enough to bridge the gap between
+// two matmuls of one decode step (a few microseconds of norms and rope), short
+// enough that an idle pool or a stolen core is given up quickly. The caller
+// waits only for chunks in progress, which are short.
+constexpr int kWorkerSpin = 1 << 12;
+constexpr int kCallerSpin = 1 << 13;
+
+constexpr uint32_t kClosed = 1u << 7;
+constexpr uint32_t kCountMask = kClosed - 1;
+constexpr int kGenShift = 8;
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
-template <class T, class Pred>
-void spin_then_wait(std::atomic<T>& a, Pred done) {
-  for (int i = 0; i < kSpinIterations; ++i) {
-    if (done(a.load(std::memory_order_acquire))) return;
-    cpu_relax();
-  }
-  for (;;) {
-    T v = a.load(std::memory_order_acquire);
-    if (done(v)) return;
-    a.wait(v, std::memory_order_acquire);
-  }
-}
+inline uint32_t gen_bits(uint32_t g) { return g << kGenShift; }
 
 }  // namespace
 
@@ -54,29 +53,63 @@ int physical_core_count() {
 
 ThreadPool::ThreadPool(int n_threads) {
   n_threads_ = n_threads > 0 ? n_threads : physical_core_count();
+  n_threads_ = std::min(n_threads_, (int)kCountMask);
+  state_.store(kClosed);
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker_main(i); });
 }
 
 ThreadPool::~ThreadPool() {
   stop_.store(true);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.fetch_add(1);
   generation_.notify_all();
   for (auto& t : threads_) t.join();
-}
-
-void ThreadPool::wait_for_work(uint32_t seen) {
-  spin_then_wait(generation_, [seen](uint32_t g) { return g != seen; });
 }
 
 void ThreadPool::worker_main(int ith) {
   uint32_t seen = 0;
   for (;;) {
-    wait_for_work(seen);
-    seen = generation_.load(std::memory_order_acquire);
+    // wait for a new generation: spin, then sleep
+    uint32_t g = generation_.load(std::memory_order_acquire);
+    for (int i = 0; g == seen && i < kWorkerSpin; ++i) {
+      cpu_relax();
+      g = generation_.load(std::memory_order_acquire);
+    }
+    while (g == seen) {
+      sleepers_.fetch_add(1);  // seq_cst: pairs with the caller's store then load
+      generation_.wait(seen);
+      sleepers_.fetch_sub(1);
+      g = generation_.load();
+    }
+    seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
+    // enter the job of generation g if it is still open
+    const uint32_t want = gen_bits(g);
+    uint32_t s = state_.load(std::memory_order_acquire);
+    bool entered = false;
+    while ((s & ~(kClosed | kCountMask)) == (want & ~(kClosed | kCountMask)) && !(s & kClosed)) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) {
+        entered = true;
+        break;
+      }
+    }
+    if (!entered) continue;  // a later job, or this one already closed: nothing to do
+    const bool all = all_;
     (*job_)(ith, n_threads_);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    if (all) {
+      if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) pending_.notify_one();
+    }
+    const uint32_t prev = state_.fetch_sub(1);
+    if ((prev & kClosed) && (prev & kCountMask) == 1 && caller_sleeping_.load()) state_.notify_one();
   }
+}
+
+void ThreadPool::start_job(const std::function<void(int, int)>* fn, bool all) {
+  job_ = fn;
+  all_ = all;
+  const uint32_t g = generation_.load(std::memory_order_relaxed) + 1;
+  state_.store(gen_bits(g), std::memory_order_release);  // open, nobody inside
+  generation_.store(g);                                   // seq_cst: then read sleepers_
+  if (sleepers_.load() > 0) generation_.notify_all();
 }
 
 void ThreadPool::run(const std::function<void(int, int)>& fn) {
@@ -84,12 +117,19 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     fn(0, 1);
     return;
   }
-  job_ = &fn;
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_acq_rel);  // publishes job_ and pending_
-  generation_.notify_all();
+  start_job(&fn, true);
   fn(0, n_threads_);
-  spin_then_wait(pending_, [](int p) { return p == 0; });
+  for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
+    if (i < kCallerSpin) { cpu_relax(); continue; }
+    caller_sleeping_.store(1);
+    int p = pending_.load();
+    if (p != 0) pending_.wait(p);
+    caller_sleeping_.store(0);
+  }
+  // every worker has left fn; close the job so the admission word is quiet
+  state_.fetch_or(kClosed);
+  for (int i = 0; (state_.load(std::memory_order_acquire) & kCountMask) != 0; ++i) cpu_relax();
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
@@ -101,13 +141,28 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     return;
   }
   std::atomic<int64_t> next{0};
-  run([&](int, int) {
+  const std::function<void(int, int)> body = [&](int, int) {
     for (;;) {
       const int64_t begin = next.fetch_add(grain, std::memory_order_relaxed);
       if (begin >= n) return;
       fn(begin, std::min(n, begin + grain));
     }
-  });
+  };
+  start_job(&body, false);
+  body(0, n_threads_);
+  // every chunk is taken: close the job and wait for the threads inside only
+  uint32_t s = state_.fetch_or(kClosed);
+  for (int i = 0; (s & kCountMask) != 0; ++i) {
+    if (i < kCallerSpin) {
+      cpu_relax();
+    } else {
+      caller_sleeping_.store(1);
+      s = state_.load();
+      if (s & kCountMask) state_.wait(s);
+      caller_sleeping_.store(0);
+    }
+    s = state_.load(std::memory_order_acquire);
+  }
 }
 
 }  // namespace slim

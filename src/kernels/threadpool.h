@@ -1,8 +1,15 @@
 // A persistent thread pool for the kernels: threads are created once and park
-// between calls, so a decode step costs two wake-ups, not thread creation.
+// between calls, so a decode step costs wake-ups, not thread creation.
 // Waiting spins briefly and then sleeps on a futex (std::atomic::wait), so a
 // pool that shares its cores with another process slows down in proportion
 // instead of burning the stolen core in a spin loop.
+//
+// parallel_for does not wait for threads that have not started: work is handed
+// out in small chunks from a shared counter, the caller works too, and when all
+// chunks are taken the job is closed — a worker that wakes late (its core was
+// taken by another process) finds the job closed and goes back to sleep, so the
+// caller only ever waits for chunks actually in progress, never for a thread
+// that is not running. run() (every thread once) still waits for every thread.
 #pragma once
 
 #include <atomic>
@@ -31,18 +38,25 @@ class ThreadPool {
   void run(const std::function<void(int ith, int nth)>& fn);
 
   // Calls fn(begin, end) over [0, n) in chunks of `grain` items handed out
-  // dynamically (a slow or preempted thread simply takes fewer chunks).
+  // dynamically (a slow or preempted thread simply takes fewer chunks, and one
+  // that never starts is not waited for).
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
 
  private:
   void worker_main(int ith);
-  void wait_for_work(uint32_t seen);
+  // Publishes job_ / all_ under a new generation and wakes the workers.
+  void start_job(const std::function<void(int, int)>* fn, bool all);
 
   int n_threads_ = 1;
   std::vector<std::thread> threads_;
   const std::function<void(int, int)>* job_ = nullptr;
-  std::atomic<uint32_t> generation_{0};  // bumped once per run()
-  std::atomic<int> pending_{0};          // workers still running the current job
+  bool all_ = false;                      // run(): every worker must take part
+  std::atomic<uint32_t> generation_{0};   // bumped once per job; workers wait on it
+  // Job admission: generation (high 24 bits), closed flag, threads inside (low 7 bits).
+  std::atomic<uint32_t> state_{0};
+  std::atomic<int> pending_{0};           // run(): workers still running the current job
+  std::atomic<int> sleepers_{0};          // workers blocked in the futex
+  std::atomic<int> caller_sleeping_{0};   // the caller blocked waiting for state_ / pending_
   std::atomic<bool> stop_{false};
 };
 

@@ -29,15 +29,16 @@ void store_row(const KvCache& kv, std::vector<uint8_t>& buf, int64_t cell, int64
 }
 
 // One query head against the cached keys/values of one sequence, softmax in
-// between. Runs on one thread; `scores` and `vrow` are that thread's scratch.
+// between. Runs on one thread; `scores` and `q16` are that thread's scratch.
+// The loops over keys are the dispatched attention kernels (dispatch.h).
 struct HeadAttention {
   const KvCache& kv;
-  const KernelRow& kdot;  // dot of a cached key row (F32 or F16) with the query in the same type
+  const AttnKernels& ak;  // for the cache's element type
   int head_dim, head_dim_v;
   float scale, softcap;
 
   void run(int il, int64_t base_cell, int first, int n_keys, int hk, const float* q, float* out,
-           std::vector<float>& scores, std::vector<uint16_t>& q16, std::vector<float>& vrow) const {
+           std::vector<float>& scores, std::vector<uint16_t>& q16) const {
     const size_t elt = kv.type == CacheType::F32 ? 4 : 2;
     const void* qv = q;
     if (kv.type == CacheType::F16) {  // as ggml: the query meets F16 keys in F16
@@ -46,34 +47,12 @@ struct HeadAttention {
       qv = q16.data();
     }
     scores.resize(n_keys);
-    float mx = -INFINITY;
-    for (int j = 0; j < n_keys; ++j) {
-      const uint8_t* k = kv.k[il].data() + ((base_cell + first + j) * kv.k_row + (int64_t)hk * head_dim) * elt;
-      float s;
-      kdot.vec_dot(head_dim, &s, k, qv);
-      s *= scale;
-      if (softcap > 0) s = softcap * std::tanh(s / softcap);
-      scores[j] = s;
-      mx = std::max(mx, s);
-    }
-    float sum = 0;
-    for (int j = 0; j < n_keys; ++j) { scores[j] = std::exp(scores[j] - mx); sum += scores[j]; }
-    const float inv = 1.0f / sum;
+    const uint8_t* k0 = kv.k[il].data() + ((base_cell + first) * kv.k_row + (int64_t)hk * head_dim) * elt;
+    ak.scores(n_keys, head_dim, qv, k0, kv.k_row * elt, scores.data());
+    ak.softmax(n_keys, scores.data(), scale, softcap);
     std::fill(out, out + head_dim_v, 0.0f);
-    vrow.resize(head_dim_v);
-    for (int j = 0; j < n_keys; ++j) {
-      const int64_t off = (base_cell + first + j) * kv.v_row + (int64_t)hk * head_dim_v;
-      const float* v;
-      if (kv.type == CacheType::F32) {
-        v = reinterpret_cast<const float*>(kv.v[il].data()) + off;
-      } else {
-        const uint16_t* v16 = reinterpret_cast<const uint16_t*>(kv.v[il].data()) + off;
-        for (int i = 0; i < head_dim_v; ++i) vrow[i] = fp16_to_fp32(v16[i]);
-        v = vrow.data();
-      }
-      const float a = scores[j] * inv;
-      for (int i = 0; i < head_dim_v; ++i) out[i] += a * v[i];
-    }
+    const uint8_t* v0 = kv.v[il].data() + ((base_cell + first) * kv.v_row + (int64_t)hk * head_dim_v) * elt;
+    ak.mix(n_keys, head_dim_v, scores.data(), v0, kv.v_row * elt, out);
   }
 };
 
@@ -132,10 +111,11 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
   const float scale = hp.attn_scale > 0 ? hp.attn_scale : 1.0f / std::sqrt((float)hp.head_dim);
   const int group = hp.n_head / hp.n_head_kv;
   st.attn.resize((size_t)nt * hp.n_head * hp.head_dim_v);
-  const HeadAttention ha{kv, kernels()[kv.type == CacheType::F32 ? GgmlType::F32 : GgmlType::F16], hp.head_dim,
-                         hp.head_dim_v, scale, p.softcap};
+  const KernelTable& kt = kernels();
+  const HeadAttention ha{kv, kv.type == CacheType::F32 ? kt.attn_f32 : kt.attn_f16, hp.head_dim, hp.head_dim_v, scale,
+                         p.softcap};
   pool_of(st).parallel_for((int64_t)nt * hp.n_head, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores, vrow;
+    thread_local std::vector<float> scores;
     thread_local std::vector<uint16_t> q16;
     for (int64_t i = begin; i < end; ++i) {
       const int t = (int)(i / hp.n_head), h = (int)(i % hp.n_head);
@@ -143,7 +123,7 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
       const int first = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
       ha.run(il, (int64_t)in.batch->seq[t] * kv.n_ctx, first, pos - first + 1, h / group,
              &st.q[(size_t)t * nq + (size_t)h * hp.head_dim], &st.attn[((size_t)t * hp.n_head + h) * hp.head_dim_v],
-             scores, q16, vrow);
+             scores, q16);
     }
   });
   trace(st, "attn", il, st.attn.data(), nt, hp.n_head * hp.head_dim_v);

@@ -180,8 +180,12 @@ KvCache make_kv_cache(const HParams& hp, int n_ctx, int n_seq, CacheType type) {
   kv.k_row = hp.n_embd_k();
   kv.v_row = hp.n_embd_v();
   size_t elt = type == CacheType::F32 ? 4 : 2;
-  kv.k.assign(hp.n_layer, std::vector<uint8_t>((size_t)n_ctx * n_seq * kv.k_row * elt));
-  kv.v.assign(hp.n_layer, std::vector<uint8_t>((size_t)n_ctx * n_seq * kv.v_row * elt));
+  kv.k.resize(hp.n_layer);
+  kv.v.resize(hp.n_layer);
+  for (int il = 0; il < hp.n_layer; ++il) {  // layer by layer: no prototype copy held alongside
+    kv.k[il].resize((size_t)n_ctx * n_seq * kv.k_row * elt);
+    kv.v[il].resize((size_t)n_ctx * n_seq * kv.v_row * elt);
+  }
   kv.seq_len.assign(n_seq, 0);
   return kv;
 }
@@ -230,6 +234,7 @@ Status forward(const Model& m, ForwardState& st, const Batch& batch, std::vector
   }
   if (n_out == 0) return Status();
   trace(st, "result_norm", -1, rows.data(), n_out, n);
+  if (st.hidden_out) st.hidden_out->insert(st.hidden_out->end(), rows.begin(), rows.begin() + (size_t)n_out * n);
   size_t base = logits.size();
   logits.resize(base + (size_t)n_out * hp.n_vocab);
   matmul(m.output, rows.data(), n_out, &logits[base], st);

@@ -87,6 +87,10 @@ struct ForwardState {
   void* trace_user = nullptr;
   std::vector<float> x, cur, q, k, v, attn, ffn_a, ffn_b, tmp;
   std::vector<uint8_t> act;     // activations converted to a weight's dot type
+  // When set, forward() also appends the final normalised hidden state
+  // (n_embd floats, before the output projection) of every token that wants
+  // logits: what embeddings are pooled from.
+  std::vector<float>* hidden_out = nullptr;
 };
 
 // Runs the batch. For every token with want_logits set, one row of n_vocab

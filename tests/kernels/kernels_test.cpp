@@ -208,3 +208,175 @@ TEST(Kernels, ZeroRowsGiveZero) {
 
 }  // namespace
 }  // namespace slim
+
+namespace slim {
+namespace {
+
+// The attention loops of every ISA against the scalar twins, F32 and F16
+// caches, head dims with and without a SIMD tail, rows apart by a stride.
+TEST(AttnKernels, MatchScalarOnEveryIsa) {
+  const KernelTable& ref = kernel_table(Isa::scalar);
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (!isa_available(isa)) continue;
+    const KernelTable& kt = kernel_table(isa);
+    for (int dim : {64, 128, 80, 36, 320}) {
+      for (bool f16 : {false, true}) {
+        SCOPED_TRACE(std::string(isa_name(isa)) + " dim " + std::to_string(dim) + (f16 ? " f16" : " f32"));
+        const int n_keys = 37, row = dim * 3;  // rows of 3 heads: stride > dim
+        std::mt19937 rng(dim);
+        std::normal_distribution<float> nd(0, 1);
+        std::vector<float> kf((size_t)n_keys * row), vf((size_t)n_keys * row), q(dim), w(n_keys);
+        for (auto& x : kf) x = nd(rng);
+        for (auto& x : vf) x = nd(rng);
+        for (auto& x : q) x = nd(rng);
+        for (auto& x : w) x = std::fabs(nd(rng)) / n_keys;
+        std::vector<uint16_t> k16(kf.size()), v16(vf.size()), q16(dim);
+        for (size_t i = 0; i < kf.size(); ++i) k16[i] = fp32_to_fp16(kf[i]), v16[i] = fp32_to_fp16(vf[i]);
+        for (int i = 0; i < dim; ++i) q16[i] = fp32_to_fp16(q[i]);
+        const size_t elt = f16 ? 2 : 4, stride = row * elt;
+        const void* kp = f16 ? (const void*)(k16.data() + dim) : (const void*)(kf.data() + dim);  // head 1
+        const void* vp = f16 ? (const void*)(v16.data() + dim) : (const void*)(vf.data() + dim);
+        const void* qp = f16 ? (const void*)q16.data() : (const void*)q.data();
+        const AttnKernels& a = f16 ? kt.attn_f16 : kt.attn_f32;
+        const AttnKernels& r = f16 ? ref.attn_f16 : ref.attn_f32;
+        std::vector<float> s(n_keys), sr(n_keys);
+        a.scores(n_keys, dim, qp, kp, stride, s.data());
+        r.scores(n_keys, dim, qp, kp, stride, sr.data());
+        for (int j = 0; j < n_keys; ++j) EXPECT_NEAR(s[j], sr[j], 1e-4 * std::sqrt((double)dim)) << j;
+        // the scalar score of key 5 from its definition
+        double d5 = 0;
+        for (int i = 0; i < dim; ++i)
+          d5 += (double)(f16 ? fp16_to_fp32(q16[i]) : q[i]) *
+                (f16 ? fp16_to_fp32(k16[5 * row + dim + i]) : kf[5 * row + dim + i]);
+        EXPECT_NEAR(sr[5], d5, 1e-4 * std::sqrt((double)dim));
+        std::vector<float> o(dim, 0.5f), orf(dim, 0.5f);  // accumulates onto what is there
+        a.mix(n_keys, dim, w.data(), vp, stride, o.data());
+        r.mix(n_keys, dim, w.data(), vp, stride, orf.data());
+        for (int i = 0; i < dim; ++i) EXPECT_NEAR(o[i], orf[i], 1e-5) << i;
+        double m3 = 0.5;
+        for (int j = 0; j < n_keys; ++j)
+          m3 += (double)w[j] * (f16 ? fp16_to_fp32(v16[j * row + dim + 3]) : vf[j * row + dim + 3]);
+        EXPECT_NEAR(orf[3], m3, 1e-5);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace slim
+
+namespace slim {
+namespace {
+
+// Softmax of every ISA against the scalar twin and a double-precision one,
+// with and without soft-capping, lengths with and without a SIMD tail.
+TEST(AttnKernels, SoftmaxMatchesScalar) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (!isa_available(isa)) continue;
+    for (int n : {1, 7, 16, 37, 300}) {
+      for (float cap : {0.0f, 10.0f}) {
+        SCOPED_TRACE(std::string(isa_name(isa)) + " n " + std::to_string(n) + " cap " + std::to_string(cap));
+        auto x = random_values(n, n, 8.0f);
+        x[0] = -200;  // underflows to 0 after the max is subtracted
+        std::vector<float> s = x, r = x;
+        kernel_table(isa).attn_f16.softmax(n, s.data(), 0.5f, cap);
+        attn_softmax_ref(n, r.data(), 0.5f, cap);
+        double mx = -1e30, sum = 0;
+        std::vector<double> t(n);
+        for (int j = 0; j < n; ++j) {
+          t[j] = x[j] * 0.5;
+          if (cap > 0) t[j] = cap * std::tanh(t[j] / cap);
+          mx = std::max(mx, t[j]);
+        }
+        for (int j = 0; j < n; ++j) sum += std::exp(t[j] - mx);
+        for (int j = 0; j < n; ++j) {
+          const double want = std::exp(t[j] - mx) / sum;
+          EXPECT_NEAR(r[j], want, 1e-6 + 1e-5 * want) << j;
+          EXPECT_NEAR(s[j], want, 1e-6 + 1e-5 * want) << j;
+        }
+      }
+    }
+  }
+}
+
+// The panel GEMM of every ISA that has one: packed panels equal the scalar
+// packing byte for byte, and the products match the scalar twin and the
+// type's own vec_dot, for full and partial panels and token tiles.
+TEST(PanelGemm, MatchesScalarTwinAndVecDot) {
+  int checked = 0;
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (!isa_available(isa)) continue;
+    const KernelTable& kt = kernel_table(isa);
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::Q4_K,
+                       GgmlType::Q5_K, GgmlType::Q6_K}) {
+      const KernelRow& k = kt[t];
+      if (!k.gemm_panel) continue;
+      const PanelFormat f = panel_format(t);
+      ASSERT_EQ(k.panel.group, f.group);
+      ASSERT_EQ(k.panel.mins, f.mins);
+      const GgmlType vt = type_traits(t).vec_dot_type;
+      for (int n_rows : {16, 5}) {
+        for (int nc : {8, 3}) {
+          SCOPED_TRACE(std::string(isa_name(isa)) + " " + type_name(t) + " rows " + std::to_string(n_rows) +
+                       " tokens " + std::to_string(nc));
+          const int64_t cols = 512;
+          const size_t w_rs = row_size(t, cols), x_rs = row_size(vt, cols);
+          auto wf = random_values(n_rows * cols, 11);
+          auto xf = random_values(nc * cols, 12);
+          std::vector<uint8_t> wq(w_rs * n_rows), xq(x_rs * nc);
+          type_traits(t).from_float(wf.data(), wq.data(), n_rows * cols);
+          type_traits(vt).from_float(xf.data(), xq.data(), nc * cols);
+          const int64_t ng = cols / f.group;
+          std::vector<float> dy(nc * ng), my(nc * ng);
+          std::vector<int32_t> sy(nc * ng);
+          for (int c = 0; c < nc; ++c)
+            for (int64_t g = 0; g < ng; ++g) {
+              std::vector<float> deq(cols);  // group sums from the dequantized activations
+              if (vt == GgmlType::Q8_0) {
+                const BlockQ8_0& blk = ((const BlockQ8_0*)(xq.data() + c * x_rs))[g];
+                dy[c * ng + g] = fp16_to_fp32(blk.d);
+                int s = 0;
+                for (int i = 0; i < 32; ++i) s += blk.qs[i];
+                sy[c * ng + g] = s;
+              } else {
+                const BlockQ8_K& blk = ((const BlockQ8_K*)(xq.data() + c * x_rs))[g * f.group / 256];
+                int s = 0;
+                for (int i = 0; i < f.group; ++i) s += blk.qs[(g * f.group) % 256 + i];
+                dy[c * ng + g] = blk.d;
+                my[c * ng + g] = blk.d * s;
+              }
+            }
+          std::vector<uint8_t> p(cols / 32 * f.block_bytes()), pr(p.size());
+          k.pack_panel(wq.data(), w_rs, n_rows, cols, p.data());
+          pack_panel_ref(t, wq.data(), w_rs, n_rows, cols, pr.data());
+          ASSERT_EQ(p, pr);
+          const int64_t ldy = 20;
+          std::vector<float> y(nc * ldy, -1.0f), yr(nc * ldy, -1.0f);
+          k.gemm_panel(cols, p.data(), xq.data(), x_rs, dy.data(), sy.data(), my.data(), ng, nc, y.data(), ldy,
+                       n_rows);
+          gemm_panel_ref(t, cols, pr.data(), xq.data(), x_rs, dy.data(), sy.data(), my.data(), ng, nc, yr.data(), ldy,
+                         n_rows);
+          for (int c = 0; c < nc; ++c)
+            for (int r = 0; r < ldy; ++r) {
+              if (r >= n_rows) {  // rows past the panel's are not written
+                EXPECT_EQ(y[c * ldy + r], -1.0f);
+                continue;
+              }
+              float want;
+              type_traits(t).vec_dot(cols, &want, wq.data() + r * w_rs, xq.data() + c * x_rs);
+              const double tol = 2e-4 * (std::sqrt((double)cols) + std::fabs(want));
+              EXPECT_NEAR(yr[c * ldy + r], want, tol) << c << " " << r;
+              EXPECT_NEAR(y[c * ldy + r], yr[c * ldy + r], tol) << c << " " << r;
+              ++checked;
+            }
+        }
+      }
+    }
+  }
+  if (isa_available(Isa::avx512)) {
+    EXPECT_GT(checked, 0);  // the AVX-512 table has panel kernels
+  }
+}
+
+}  // namespace
+}  // namespace slim

@@ -118,9 +118,10 @@ TEST(Model, MissingTensorIsNamed) {
   ASSERT_TRUE(f.ok());
   GgufWriter w;
   w.copy_metadata_from(**f);
-  for (const auto& t : (*f)->tensors())
-    if (t.name != "blk.3.ffn_down.weight")
-      ASSERT_TRUE(w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.data, t.nbytes).ok());
+  for (const auto& t : (*f)->tensors()) {
+    if (t.name == "blk.3.ffn_down.weight") continue;
+    ASSERT_TRUE(w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.data, t.nbytes).ok());
+  }
   std::string out = test::temp_dir() + "/missing.gguf";
   ASSERT_TRUE(w.write(out).ok());
   auto m = load_model(out);
