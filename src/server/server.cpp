@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -269,7 +270,7 @@ struct Server::Impl {
 
   // Handlers.
   void openai_chat(const httplib::Request& req, httplib::Response& res, bool chat);
-  void openai_models(httplib::Response& res);
+  void openai_models(httplib::Response& res, const std::string& id = "");
   void openai_embeddings(const httplib::Request& req, httplib::Response& res);
   void ollama_generate(const httplib::Request& req, httplib::Response& res, bool chat);
   void ollama_tags(httplib::Response& res);
@@ -845,7 +846,7 @@ void Server::Impl::openai_chat(const httplib::Request& req, httplib::Response& r
       });
 }
 
-void Server::Impl::openai_models(httplib::Response& res) {
+void Server::Impl::openai_models(httplib::Response& res, const std::string& id) {
   json data = json::array();
   std::vector<std::string> seen;
   auto add = [&](const std::string& name, int64_t created) {
@@ -857,6 +858,11 @@ void Server::Impl::openai_models(httplib::Response& res) {
   if (auto store = Store::open(o.store_root)) {
     if (auto list = store->list())
       for (auto& m : *list) add(m.full_name(), (int64_t)m.modified);
+  }
+  if (!id.empty()) {
+    for (const auto& m : data)
+      if (m["id"] == id) { res.set_content(m.dump(), "application/json"); return; }
+    throw ApiError{404, "model '" + id + "' not found", "invalid_request_error", "model_not_found"};
   }
   res.set_content(json({{"object", "list"}, {"data", data}}).dump(), "application/json");
 }
@@ -876,6 +882,28 @@ std::vector<std::string> embed_inputs(const json& b, const char* key) {
   } else bad_request(std::string("'") + key + "' must be a string or an array of strings");
   if (out.empty()) bad_request(std::string("'") + key + "' is empty");
   if (out.size() > 256) bad_request("at most 256 inputs a request");
+  return out;
+}
+
+// Float32 little-endian bytes in base64 (OpenAI's encoding_format "base64").
+std::string base64_floats(const std::vector<float>& v) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes(v.size() * 4, '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &v[i], 4);
+    for (int k = 0; k < 4; ++k) bytes[i * 4 + k] = (char)(u >> (8 * k) & 0xff);
+  }
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t n = (uint32_t)(unsigned char)bytes[i] << 16;
+    if (i + 1 < bytes.size()) n |= (uint32_t)(unsigned char)bytes[i + 1] << 8;
+    if (i + 2 < bytes.size()) n |= (unsigned char)bytes[i + 2];
+    out += kAlphabet[n >> 18 & 63];
+    out += kAlphabet[n >> 12 & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[n >> 6 & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
+  }
   return out;
 }
 
@@ -915,12 +943,15 @@ void Server::Impl::openai_embeddings(const httplib::Request& req, httplib::Respo
   json b = parse_body(req);
   auto inputs = embed_inputs(b, "input");
   std::string fmt = field<std::string>(b, "encoding_format", "float");
-  if (fmt != "float") bad_request("only 'encoding_format': \"float\" is supported");
+  if (fmt != "float" && fmt != "base64") bad_request("'encoding_format' must be \"float\" or \"base64\"");
   auto lease = acquire(field<std::string>(b, "model", ""), -2);
   int n_tokens = 0;
   auto embs = run_embeddings(*lease->m, inputs, false, &n_tokens);
   json data = json::array();
-  for (size_t i = 0; i < embs.size(); ++i) data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", embs[i]}});
+  for (size_t i = 0; i < embs.size(); ++i) {
+    json e = fmt == "base64" ? json(base64_floats(embs[i])) : json(embs[i]);
+    data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", e}});
+  }
   json body = {{"object", "list"}, {"data", data}, {"model", lease->m->name},
                {"usage", {{"prompt_tokens", n_tokens}, {"total_tokens", n_tokens}}},
                {"x_slim", {{"backend", "local"}, {"model", lease->m->name}}}};
@@ -1231,6 +1262,7 @@ void Server::Impl::routes() {
   http.Post("/v1/chat/completions", wrap("/v1/chat/completions", [this](auto& q, auto& r) { openai_chat(q, r, true); }));
   http.Post("/v1/completions", wrap("/v1/completions", [this](auto& q, auto& r) { openai_chat(q, r, false); }));
   http.Get("/v1/models", wrap("/v1/models", [this](auto&, auto& r) { openai_models(r); }));
+  http.Get(R"(/v1/models/(.+))", wrap("/v1/models/ID", [this](auto& q, auto& r) { openai_models(r, q.matches[1].str()); }));
   http.Post("/v1/embeddings", wrap("/v1/embeddings", [this](auto& q, auto& r) { openai_embeddings(q, r); }));
   http.Post("/api/chat", wrap("/api/chat", [this](auto& q, auto& r) { ollama_generate(q, r, true); }));
   http.Post("/api/generate", wrap("/api/generate", [this](auto& q, auto& r) { ollama_generate(q, r, false); }));

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <csignal>
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -303,6 +304,25 @@ TEST(Server, Embeddings) {
   EXPECT_NEAR(norm, 1.0, 1e-4);
   EXPECT_EQ(e[0], e[2]);
   EXPECT_NE(e[0], e[1]);
+  // base64: the same floats, little-endian.
+  auto b = s.post("/v1/embeddings", {{"input", "a cat"}, {"encoding_format", "base64"}});
+  ASSERT_TRUE(b && b->status == 200) << b->body;
+  std::string b64 = json::parse(b->body)["data"][0]["embedding"];
+  std::string bytes;
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (size_t i = 0; i + 3 < b64.size(); i += 4) {
+    uint32_t n = 0;
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      n <<= 6;
+      if (b64[i + k] == '=') ++pad; else n |= (uint32_t)alphabet.find(b64[i + k]);
+    }
+    for (int k = 0; k < 3 - pad; ++k) bytes += (char)(n >> (16 - 8 * k) & 0xff);
+  }
+  ASSERT_EQ(bytes.size(), e[0].size() * 4);
+  std::vector<float> decoded(e[0].size());
+  std::memcpy(decoded.data(), bytes.data(), bytes.size());
+  EXPECT_EQ(decoded, e[0]);
   auto o = s.post("/api/embed", {{"model", "stories260K"}, {"input", "a cat"}});
   ASSERT_TRUE(o && o->status == 200) << o->body;
   EXPECT_EQ(json::parse(o->body)["embeddings"][0].get<std::vector<float>>(), e[0]);
@@ -314,6 +334,12 @@ TEST(Server, ModelsListAndWebPage) {
   auto m = c.Get("/v1/models");
   ASSERT_TRUE(m && m->status == 200);
   EXPECT_EQ(json::parse(m->body)["data"][0]["id"], "stories260K");
+  auto one = c.Get("/v1/models/stories260K");
+  ASSERT_TRUE(one && one->status == 200);
+  EXPECT_EQ(json::parse(one->body)["object"], "model");
+  auto none = c.Get("/v1/models/nope");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 404);
   auto page = c.Get("/");
   ASSERT_TRUE(page);
   EXPECT_EQ(page->status, 200);
