@@ -108,10 +108,6 @@ Result<std::vector<float>> Engine::embed(int seq, const std::vector<int32_t>& to
   return pooled;
 }
 
-namespace {
-
-// Earliest position in `text` where a stop string starts, or npos; also the
-// length of a tail that might be the start of a stop string (held back).
 size_t find_stop(const std::string& text, const std::vector<std::string>& stops, size_t* hold) {
   size_t best = std::string::npos;
   *hold = 0;
@@ -124,8 +120,6 @@ size_t find_stop(const std::string& text, const std::vector<std::string>& stops,
   }
   return best;
 }
-
-}  // namespace
 
 Result<GenerateResult> generate(Engine& e, int seq, const std::vector<int32_t>& prompt, const GenerateParams& p,
                                 const TextCallback& on_text) {

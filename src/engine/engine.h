@@ -98,4 +98,9 @@ Result<GenerateResult> generate(Engine& e, int seq, const std::vector<int32_t>& 
 
 double elapsed_ms(std::chrono::steady_clock::time_point since);
 
+// Earliest position in `text` where one of `stops` starts, or npos; `hold`
+// gets the length of a tail that could be the start of a stop string (text to
+// hold back from a stream until the next token decides).
+size_t find_stop(const std::string& text, const std::vector<std::string>& stops, size_t* hold);
+
 }  // namespace slim

@@ -45,21 +45,6 @@ struct Scheduler::Slot {
 
 namespace {
 
-// Earliest start of a stop string in `text`, or npos; `hold` is the length
-// of a tail that could begin a stop string.
-size_t find_stop(const std::string& text, const std::vector<std::string>& stops, size_t* hold) {
-  size_t best = std::string::npos;
-  *hold = 0;
-  for (const auto& s : stops) {
-    if (s.empty()) continue;
-    size_t p = text.find(s);
-    if (p != std::string::npos) best = std::min(best, p);
-    for (size_t k = std::min(s.size() - 1, text.size()); k > 0; --k)
-      if (text.compare(text.size() - k, k, s, 0, k) == 0) { *hold = std::max(*hold, k); break; }
-  }
-  return best;
-}
-
 void push_chunk(GenRequest& r, GenChunk c) {
   if (c.text.empty() && c.logprobs.empty()) return;
   {

@@ -107,4 +107,10 @@ bool is_sha256_hex(const std::string& s) {
   return true;
 }
 
+std::string sha256_hex(const std::string& bytes) {
+  Sha256 h;
+  h.update(bytes.data(), bytes.size());
+  return h.hex();
+}
+
 }  // namespace slim

@@ -27,6 +27,8 @@ class Sha256 {
 // Hashes a whole file (or its first `limit` bytes) into `h`.
 Status sha256_update_file(Sha256& h, const std::string& path, uint64_t limit = UINT64_MAX);
 Result<std::string> sha256_file(const std::string& path);
+// Hex digest of bytes in memory.
+std::string sha256_hex(const std::string& bytes);
 bool is_sha256_hex(const std::string& s);
 
 }  // namespace slim

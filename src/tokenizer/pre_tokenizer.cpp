@@ -13,7 +13,7 @@
 
 #include <pcre2.h>
 
-#include "tokenizer/utf8.h"
+#include "base/utf8.h"
 
 namespace slim {
 namespace {

@@ -8,7 +8,7 @@
 #include <queue>
 
 #include "tokenizer/tokenizer_data.h"
-#include "tokenizer/utf8.h"
+#include "base/utf8.h"
 
 namespace slim {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer_data.h"
-#include "tokenizer/utf8.h"
+#include "base/utf8.h"
 
 namespace slim {
 namespace {

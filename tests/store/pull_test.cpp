@@ -18,12 +18,6 @@ namespace fs = std::filesystem;
 namespace slim::test {
 namespace {
 
-std::string sha_of(const std::string& s) {
-  Sha256 h;
-  h.update(s.data(), s.size());
-  return h.hex();
-}
-
 // The server: two real models, one announced with a wrong digest, one corrupt.
 struct Hub {
   std::string q4, q8, corrupt;
@@ -42,10 +36,10 @@ struct Hub {
   }
 
   const std::string* file(const std::string& name, std::string* digest) {
-    if (name == "tiny-Q4_K_M.gguf") { *digest = sha_of(q4); return &q4; }
-    if (name == "tiny-Q8_0.gguf") { *digest = sha_of(q8); return &q8; }
-    if (name == "tiny-Q2_K.gguf") { *digest = sha_of(q8); return &q4; }  // announced digest is wrong
-    if (name == "tiny-Q3_K_M.gguf") { *digest = sha_of(corrupt); return &corrupt; }
+    if (name == "tiny-Q4_K_M.gguf") { *digest = sha256_hex(q4); return &q4; }
+    if (name == "tiny-Q8_0.gguf") { *digest = sha256_hex(q8); return &q8; }
+    if (name == "tiny-Q2_K.gguf") { *digest = sha256_hex(q8); return &q4; }  // announced digest is wrong
+    if (name == "tiny-Q3_K_M.gguf") { *digest = sha256_hex(corrupt); return &corrupt; }
     return nullptr;
   }
 
@@ -99,7 +93,7 @@ struct Hub {
     }
     if (p.rfind("/status/500/", 0) == 0) { rep.status = 500; rep.body = "oops"; return rep; }
     if (p.rfind("/plain/", 0) == 0) {  // a plain URL: the digest sits in the ETag
-      rep.headers = {{"ETag", "\"" + sha_of(q8) + "\""}};
+      rep.headers = {{"ETag", "\"" + sha256_hex(q8) + "\""}};
       rep.body = q8;
       return rep;
     }
@@ -180,7 +174,7 @@ TEST(PullRef, ResolvesReferences) {
 TEST_F(PullTest, FullPullFromTheHubThenRunByName) {
   auto r = slim("pull hf.co/owner/tiny-GGUF");
   ASSERT_EQ(r.status, 0) << r.out;
-  const std::string digest = sha_of(hub.q4);
+  const std::string digest = sha256_hex(hub.q4);
   EXPECT_NE(r.out.find("hf.co/owner/tiny-GGUF:Q4_K_M"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(home + "/blobs/sha256-" + digest));
   EXPECT_EQ(read_file(home + "/blobs/sha256-" + digest), hub.q4);
@@ -227,7 +221,7 @@ TEST_F(PullTest, InterruptedPullsResumeWithRange) {
   ASSERT_EQ(r.status, 0) << r.out;
   const long long remaining = size - cuts.back();
   EXPECT_LT(hub.server->body_bytes_sent(), remaining + chunk);
-  EXPECT_EQ(read_file(home + "/blobs/sha256-" + sha_of(hub.q4)), hub.q4);
+  EXPECT_EQ(read_file(home + "/blobs/sha256-" + sha256_hex(hub.q4)), hub.q4);
   EXPECT_EQ(partials(), 0);
 }
 
@@ -240,7 +234,7 @@ TEST_F(PullTest, RetriesResumeWithinOnePull) {
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("retrying"), std::string::npos) << r.out;
   EXPECT_LT(hub.server->body_bytes_sent(), (long long)hub.q4.size() + 16384);
-  EXPECT_EQ(read_file(home + "/blobs/sha256-" + sha_of(hub.q4)), hub.q4);
+  EXPECT_EQ(read_file(home + "/blobs/sha256-" + sha256_hex(hub.q4)), hub.q4);
 }
 
 TEST_F(PullTest, ChecksumMismatchInstallsNothing) {

@@ -1,4 +1,4 @@
-// UTF-8 helpers shared by the tokenizer sources: sequence lengths that never
+// UTF-8 helpers shared by the tokenizer and the template engine: sequence lengths that never
 // read past the end of a buffer, code point encoding, and the validity scan the
 // stream decoder uses to hold back incomplete sequences.
 #pragma once
