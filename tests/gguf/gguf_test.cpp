@@ -95,6 +95,20 @@ TEST(Gguf, WriterOutputReadsBackIdentically) {
   }
 }
 
+// v2 has the same layout as v3 (64-bit counts); only the version differs.
+TEST(Gguf, ReadsVersion2) {
+  GgufWriter w = sample_writer();
+  std::string path = test::temp_dir() + "/v3.gguf";
+  ASSERT_TRUE(w.write(path).ok());
+  std::string bytes = test::read_file(path);
+  bytes[4] = 2;
+  auto f = GgufFile::open(write_bytes("v2.gguf", bytes));
+  ASSERT_TRUE(f.ok()) << f.error();
+  EXPECT_EQ((*f)->version(), 2u);
+  EXPECT_EQ((*f)->get_array("a.strings")->strings.size(), 3u);
+  EXPECT_EQ(reinterpret_cast<const float*>((*f)->find_tensor("t1")->data)[7], 7.0f);
+}
+
 TEST(Gguf, CustomAlignment) {
   GgufWriter w = sample_writer();
   w.set_alignment(64);
