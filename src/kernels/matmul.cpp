@@ -119,7 +119,12 @@ void matmul_quantized(const Weight& w, int64_t r0, int64_t r1, const void* xq, i
     return;
   }
   const int64_t n_rows = r1 - r0;
-  const int64_t chunk = rows_per_chunk(n_rows, pool.size());
+  // One token (decode) is bound by streaming the weights: hand out long runs
+  // of contiguous rows (two a thread, still dynamic so a preempted thread
+  // takes fewer), which keeps the hardware prefetcher going. Small scattered
+  // chunks made 2 threads slower than 1.
+  const int64_t chunk = n_tokens == 1 ? std::max<int64_t>(16, n_rows / (2 * (int64_t)pool.size()))
+                                      : rows_per_chunk(n_rows, pool.size());
   const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
   const char* wd = (const char*)w.data + r0 * w_rs;  // row 0 of the slice
   const char* xd = (const char*)xq;

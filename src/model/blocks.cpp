@@ -91,11 +91,13 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
   if (L.k_norm) rms_norm_rows(st.k.data(), L.k_norm, st.k.data(), nt * hp.n_head_kv, hp.head_dim, hp.rms_eps);
 
   const float* ff = m.rope_freqs ? reinterpret_cast<const float*>(m.rope_freqs.data) : nullptr;
-  for (int t = 0; t < nt; ++t) {
-    int pos = in.batch->pos[t];
-    rope(&st.q[(size_t)t * nq], hp.n_head, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff);
-    rope(&st.k[(size_t)t * nk], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff);
-  }
+  pool_of(st).parallel_for(nt, 8, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int pos = in.batch->pos[t];
+      rope(&st.q[(size_t)t * nq], hp.n_head, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff);
+      rope(&st.k[(size_t)t * nk], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff);
+    }
+  });
   trace(st, "q", il, st.q.data(), nt, nq);
   trace(st, "k", il, st.k.data(), nt, nk);
 
@@ -147,11 +149,14 @@ void ffn_block(const Model& m, int il, ForwardState& st, int nt, const float* x,
   float* a = st.ffn_a.data();
   const float* b = st.ffn_b.data();
   const size_t n = (size_t)nt * nff;
-  if (m.arch->ffn_act == FfnAct::SiLU) {
-    for (size_t i = 0; i < n; ++i) a[i] = silu(a[i]) * b[i];
-  } else {
-    for (size_t i = 0; i < n; ++i) a[i] = gelu_tanh(a[i]) * b[i];
-  }
+  const bool gelu = m.arch->ffn_act == FfnAct::GeluTanh;
+  pool_of(st).parallel_for((int64_t)n, 4096, [&](int64_t i0, int64_t i1) {
+    if (gelu) {
+      for (int64_t i = i0; i < i1; ++i) a[i] = gelu_tanh(a[i]) * b[i];
+    } else {
+      for (int64_t i = i0; i < i1; ++i) a[i] = silu(a[i]) * b[i];
+    }
+  });
   trace(st, "ffn_act", il, a, nt, nff);
   matmul(L.ffn_down, a, nt, out, st);
 }
