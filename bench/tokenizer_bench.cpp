@@ -2,12 +2,7 @@
 //   tokenize/<family>    tokenize() of ~1 MB of mixed text (every .inp string of
 //                        ../shared/tokenizer, repeated); bytes_per_second = input bytes
 //   detokenize/<family>  detokenize() of the resulting ids; bytes_per_second = output bytes
-// Not built by bench/CMakeLists.txt (its *_bench.cpp targets link only
-// slim_kernels). Build it by hand, e.g.:
-//   g++ -std=c++20 -O2 -Isrc -DSLIM_SHARED_DIR='"../shared"' bench/tokenizer_throughput.cpp \
-//     build/src/libslim_tokenizer.a build/src/libslim_gguf.a build/src/libslim_tensor.a \
-//     build/src/libslim_base.a -lpcre2-8 -lbenchmark -lpthread -o tokenizer_throughput
-// or rename it to tokenizer_bench.cpp once that CMake file links slim_tokenizer.
+// Built as build/bench/tokenizer_bench.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -43,8 +38,12 @@ std::string mixed_text() {
   for (const auto& p : files) {
     std::string s = read_all(p);
     const std::string sep = "\n__ggml_vocab_test__\n";
-    for (size_t at; (at = s.find(sep)) != std::string::npos;) s.replace(at, sep.size(), "\n");
-    base += s;
+    size_t from = 0;
+    for (size_t at; (at = s.find(sep, from)) != std::string::npos; from = at + sep.size()) {
+      base.append(s, from, at - from);
+      base += '\n';
+    }
+    base.append(s, from, std::string::npos);
   }
   std::string text;
   while (text.size() < (1u << 20)) text += base;
