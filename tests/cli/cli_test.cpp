@@ -55,7 +55,10 @@ TEST(Cli, LogitsMatchGolden) {
   auto g = nlohmann::json::parse(test::read_file(golden));
   const auto& c = g["cases"][1];
   std::string ids;
-  for (int t : c["tokens"]) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+  for (int t : c["tokens"]) {
+    if (!ids.empty()) ids += ',';
+    ids += std::to_string(t);
+  }
   std::string out = test::temp_dir() + "/l.f32";
   auto r = run_command(slim() + " logits -m " + model + " --tokens " + ids + " --out " + out, true);
   ASSERT_EQ(r.status, 0) << r.out;
