@@ -90,12 +90,17 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
   if (L.q_norm) rms_norm_rows(st.q.data(), L.q_norm, st.q.data(), nt * hp.n_head, hp.head_dim, hp.rms_eps);
   if (L.k_norm) rms_norm_rows(st.k.data(), L.k_norm, st.k.data(), nt * hp.n_head_kv, hp.head_dim, hp.rms_eps);
 
-  const float* ff = m.rope_freqs ? reinterpret_cast<const float*>(m.rope_freqs.data) : nullptr;
+  // Frequency divisors: Llama 3.1's rope_freqs, or Phi-3's LongRoPE factors,
+  // short while the context stays within the original length, long beyond it.
+  const Weight& factors = m.rope_freqs                                         ? m.rope_freqs
+                          : st.kv.n_ctx > hp.n_ctx_orig && m.rope_factors_long ? m.rope_factors_long
+                                                                               : m.rope_factors_short;
+  const float* ff = factors ? reinterpret_cast<const float*>(factors.data) : nullptr;
   pool_of(st).parallel_for(nt, 8, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int pos = in.batch->pos[t];
-      rope(&st.q[(size_t)t * nq], hp.n_head, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff);
-      rope(&st.k[(size_t)t * nk], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff);
+      rope(&st.q[(size_t)t * nq], hp.n_head, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff, hp.rope_attn_factor);
+      rope(&st.k[(size_t)t * nk], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff, hp.rope_attn_factor);
     }
   });
   trace(st, "q", il, st.q.data(), nt, nq);

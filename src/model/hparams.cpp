@@ -32,12 +32,13 @@ Status read_common_hparams(const GgufFile& f, HParams& hp) {
   hp.head_dim = (int)f.get_int(a + "attention.key_length").value_or(hp.n_embd / hp.n_head);
   hp.head_dim_v = (int)f.get_int(a + "attention.value_length").value_or(hp.head_dim);
   hp.n_rot = (int)f.get_int(a + "rope.dimension_count").value_or(hp.head_dim);
-  if (hp.head_dim <= 0 || hp.n_rot <= 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2)
+  if (hp.head_dim <= 0 || hp.head_dim > 1024 || hp.n_rot <= 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2)
     return Status::error(format("bad head dimensions: key_length %d, rope dims %d", hp.head_dim, hp.n_rot));
   hp.rms_eps = (float)f.get_float(a + "attention.layer_norm_rms_epsilon").value_or(1e-5);
   hp.rope_freq_base = (float)f.get_float(a + "rope.freq_base").value_or(10000.0);
   hp.rope_freq_base_swa = (float)f.get_float(a + "rope.freq_base_swa").value_or(10000.0);
   hp.n_ctx_orig = (int)f.get_int(a + "rope.scaling.original_context_length").value_or(hp.n_ctx_train);
+  hp.rope_attn_factor = (float)f.get_float(a + "rope.scaling.attn_factor").value_or(1.0);
   std::string scaling = f.get_string(a + "rope.scaling.type").value_or("none");
   float factor = (float)f.get_float(a + "rope.scaling.factor").value_or(0.0);
   if (scaling == "linear") {

@@ -31,6 +31,7 @@ struct HParams {
   float rope_freq_base_swa = 10000.0f;  // local (sliding-window) layers
   float rope_freq_scale = 1.0f;         // 1 / linear scaling factor
   int n_ctx_orig = 0;                   // rope.scaling.original_context_length
+  float rope_attn_factor = 1.0f;        // rope.scaling.attn_factor: scales cos/sin (Phi-3 LongRoPE)
   float attn_scale = 0;                 // query scale; 0 means 1/sqrt(head_dim)
   float attn_softcap = 0;               // 0 = off
   float final_softcap = 0;              // 0 = off

@@ -107,6 +107,8 @@ Result<std::shared_ptr<Model>> load_model(std::shared_ptr<GgufFile> file) {
   if (!(st = wl.matrix(tn::kOutput, n, hp.n_vocab, false, m.output))) return fail(st.message());
   if (!m.output) m.output = m.tok_embd;  // tied embeddings
   if (!(st = wl.vector(tn::kRopeFreqs, hp.n_rot / 2, false, m.rope_freqs))) return fail(st.message());
+  if (!(st = wl.vector(tn::kRopeFactorsShort, hp.n_rot / 2, false, m.rope_factors_short))) return fail(st.message());
+  if (!(st = wl.vector(tn::kRopeFactorsLong, hp.n_rot / 2, false, m.rope_factors_long))) return fail(st.message());
 
   const bool sandwich = arch->layer == kArchGemma2.layer;
   const int nq = hp.n_embd_q(), nk = hp.n_embd_k(), nv = hp.n_embd_v();

@@ -31,6 +31,7 @@ struct Model {
   HParams hp;
   const ArchSpec* arch = nullptr;
   Weight tok_embd, output_norm, output, rope_freqs;
+  Weight rope_factors_short, rope_factors_long;  // Phi-3 LongRoPE (optional)
   std::vector<LayerWeights> layers;
   size_t n_params = 0;
   size_t weight_bytes = 0;

@@ -37,15 +37,15 @@ void add_bias(float* y, const float* b, int n_tokens, int n) {
 }
 
 void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
-          float freq_scale, const float* freq_factors) {
+          float freq_scale, const float* freq_factors, float mscale) {
   const int half = n_rot / 2;
   float cs[512], sn[512];
   for (int i = 0; i < half && i < 512; ++i) {
     float inv_freq = std::pow(freq_base, -2.0f * i / n_rot);
     if (freq_factors) inv_freq /= freq_factors[i];
     float theta = (float)pos * freq_scale * inv_freq;
-    cs[i] = std::cos(theta);
-    sn[i] = std::sin(theta);
+    cs[i] = std::cos(theta) * mscale;
+    sn[i] = std::sin(theta) * mscale;
   }
   for (int h = 0; h < n_head; ++h) {
     float* x = v + h * head_dim;

@@ -22,8 +22,11 @@ void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_
 
 void rms_norm(const float* x, const float* w, float* y, int n, float eps);
 void add_bias(float* y, const float* b, int n_tokens, int n);
+// Rotates each head's first n_rot values by pos * freq_scale * freq_base^(-2i/n_rot)
+// (divided by freq_factors[i] when given); cos and sin are scaled by mscale
+// (LongRoPE's attention factor, 1 otherwise).
 void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
-          float freq_scale, const float* freq_factors);
+          float freq_scale, const float* freq_factors, float mscale = 1.0f);
 float gelu_tanh(float x);         // ggml's table form: input and output rounded through F16
 inline float silu(float x);
 void softcap(float* x, int n, float cap);  // cap * tanh(x / cap)

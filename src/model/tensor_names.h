@@ -9,6 +9,9 @@ inline constexpr const char* kTokEmbd = "token_embd.weight";
 inline constexpr const char* kOutputNorm = "output_norm.weight";
 inline constexpr const char* kOutput = "output.weight";
 inline constexpr const char* kRopeFreqs = "rope_freqs.weight";
+// Phi-3 LongRoPE: frequency divisors for contexts within / beyond the original length.
+inline constexpr const char* kRopeFactorsShort = "rope_factors_short.weight";
+inline constexpr const char* kRopeFactorsLong = "rope_factors_long.weight";
 
 // Per-layer tensors: blk.<il>.<suffix>
 inline constexpr const char* kAttnNorm = "attn_norm.weight";

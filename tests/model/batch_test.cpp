@@ -96,6 +96,52 @@ TEST(Batch, BadBatchesAreErrors) {
   EXPECT_EQ(st.kv.seq_len[0], 0);  // nothing was written by the failed calls
 }
 
+// Writes phi3-F32 with extra metadata and 1-D tensors of 32 equal values.
+std::string phi3_with(const std::string& name, const std::vector<std::pair<std::string, float>>& vectors,
+                      int n_ctx_orig) {
+  auto f = GgufFile::open(test::shared_path("models/synthetic/phi3-F32.gguf"));
+  EXPECT_TRUE(f.ok());
+  GgufWriter w;
+  w.copy_metadata_from(**f);
+  w.set("phi3.rope.scaling.original_context_length", GgufValue::u32(n_ctx_orig));
+  for (const auto& t : (*f)->tensors())
+    EXPECT_TRUE(w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.data, t.nbytes).ok());
+  for (const auto& [tensor, value] : vectors) {
+    std::vector<float> v(32, value);
+    EXPECT_TRUE(w.add_tensor(tensor, GgmlType::F32, {32}, v.data(), v.size() * 4).ok());
+  }
+  std::string out = test::temp_dir() + "/" + name + ".gguf";
+  EXPECT_TRUE(w.write(out).ok());
+  return out;
+}
+
+std::vector<float> last_logits(const std::string& path, int n_ctx) {
+  auto m = load_model(path);
+  EXPECT_TRUE(m.ok()) << m.error();
+  ForwardState st;
+  st.kv = make_kv_cache((*m)->hp, n_ctx, 1, CacheType::F32);
+  Batch b;
+  const std::vector<int32_t> toks = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376};
+  for (size_t i = 0; i < toks.size(); ++i) b.add(toks[i], (int)i, 0, i + 1 == toks.size());
+  std::vector<float> out;
+  EXPECT_TRUE(forward(**m, st, b, out).ok());
+  return out;
+}
+
+// Phi-3 LongRoPE: short factors while the context is within the original
+// length, long ones beyond it (the same divisors as rope_freqs).
+TEST(Model, LongRopeFactorsFollowTheContextSize) {
+  SLIM_SHARED_FILE(base, "models/synthetic/phi3-F32.gguf");
+  const std::string longrope = phi3_with("longrope", {{"rope_factors_short.weight", 2.0f}, {"rope_factors_long.weight", 4.0f}}, 256);
+  const std::string two = phi3_with("freqs2", {{"rope_freqs.weight", 2.0f}}, 256);
+  const std::string four = phi3_with("freqs4", {{"rope_freqs.weight", 4.0f}}, 256);
+  auto within = last_logits(longrope, 256), beyond = last_logits(longrope, 1024);
+  EXPECT_LT(max_diff(within, last_logits(two, 256)), 1e-5);
+  EXPECT_LT(max_diff(beyond, last_logits(four, 1024)), 1e-5);
+  EXPECT_GT(max_diff(within, last_logits(base, 256)), 1e-3);  // the factors do change the result
+  EXPECT_GT(max_diff(within, beyond), 1e-3);
+}
+
 TEST(Model, UnsupportedArchitectureIsNamed) {
   SLIM_SHARED_FILE(path, "models/stories260K.gguf");
   auto f = GgufFile::open(path);
