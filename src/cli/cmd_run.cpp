@@ -66,6 +66,7 @@ int run_prompt(Engine& e, const RunOptions& o) {
     std::printf("%s\n", result_json(*r).dump().c_str());
   } else {
     std::printf("\n");
+    std::fflush(stdout);  // the stats line must follow the text when both go to one terminal or pipe
     std::fprintf(stderr, "[prefill %d tokens %.1f tok/s, decode %d tokens %.1f tok/s]\n", r->timings.n_prefill,
                  r->timings.prefill_tps(), (int)r->tokens.size(), r->timings.decode_tps());
   }
