@@ -1140,6 +1140,11 @@ void Server::Impl::ollama_pull(const httplib::Request& req, httplib::Response& r
     if (!st) { push({{"error", st.error()}}, true); return; }
     PullOptions po;
     po.quiet = true;
+    po.on_progress = [push, ref](uint64_t done, int64_t total) {
+      json line = {{"status", "pulling " + ref}, {"completed", done}};
+      if (total >= 0) line["total"] = total;
+      push(std::move(line), false);
+    };
     auto m = pull_model(*st, ref, po);
     if (!m) { push({{"error", m.error()}}, true); return; }
     push({{"status", "verifying sha256 digest"}, {"digest", "sha256:" + m->digest}, {"total", m->size}, {"completed", m->size}}, false);

@@ -3,6 +3,8 @@
 // blob in place and only writes its manifest.
 #include "store/pull.h"
 
+#include <functional>
+
 #include <curl/curl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -155,12 +157,15 @@ size_t on_header(char* p, size_t sz, size_t n, void* user) {
 // Live progress on a terminal; nothing when piped (the caller prints lines).
 class Progress {
  public:
-  Progress(bool live, std::string label) : live_(live), label_(std::move(label)) {}
+  Progress(bool live, std::string label, std::function<void(uint64_t, int64_t)> report = nullptr)
+      : live_(live), label_(std::move(label)), report_(std::move(report)) {}
   void update(uint64_t done, int64_t total, uint64_t fetched_now) {
-    if (!live_) return;
+    if (!live_ && !report_) return;
     auto now = std::chrono::steady_clock::now();
     if (now - last_ < std::chrono::milliseconds(100) && (total < 0 || (int64_t)done < total)) return;
     last_ = now;
+    if (report_) report_(done, total);
+    if (!live_) return;
     double secs = std::chrono::duration<double>(now - start_).count();
     double rate = secs > 0 ? fetched_now / secs : 0;
     std::string line = "\r" + label_ + "  ";
@@ -188,6 +193,7 @@ class Progress {
  private:
   bool live_;
   std::string label_;
+  std::function<void(uint64_t, int64_t)> report_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_{};
@@ -500,7 +506,7 @@ Result<Manifest> pull_model(Store& store, const std::string& ref, const PullOpti
              known_size >= 0 ? (" (" + human_size((double)known_size) + ")").c_str() : "",
              have > 0 ? format(", resuming at %s", human_size((double)have).c_str()).c_str() : ""));
 
-  Progress progress(o.progress, src.file);
+  Progress progress(o.progress, src.file, o.on_progress);
   uint64_t fetched_total = 0;
   std::string failure;
   bool done = false;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct PullOptions {
   int backoff_ms = 500;    // first retry delay; doubles each time
   bool progress = false;   // a live progress bar on stderr (a terminal)
   bool quiet = false;      // no status lines at all
+  // Called as bytes arrive (at most every 100 ms, and once at the end) with
+  // the bytes present and the total (-1 when unknown): the server streams it.
+  std::function<void(uint64_t done, int64_t total)> on_progress;
 };
 
 std::string hf_endpoint();

@@ -532,6 +532,42 @@ TEST(ServerRobustness, DisconnectMidStreamFreesTheSlot) {
   EXPECT_EQ(r->status, 200);
 }
 
+// /api/pull through the store, from a file server on loopback: NDJSON lines
+// with byte progress, then success, and the model is in the store.
+TEST(ServerPull, StreamsProgressAndInstalls) {
+  SLIM_SHARED_FILE(path, "models/stories260K.gguf");
+  const std::string bytes = test::read_file(path);
+  httplib::Server files;
+  files.Get("/stories.gguf", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(bytes, "application/octet-stream");
+  });
+  const int port = files.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread serving([&] { files.listen_after_bind(); });
+  TestServer s(stories_options(1));
+  auto r = s.post("/api/pull", {{"model", "http://127.0.0.1:" + std::to_string(port) + "/stories.gguf"}});
+  files.stop();
+  serving.join();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  std::istringstream lines(r->body);
+  std::string line, last;
+  bool complete_progress = false;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    json j = json::parse(line);
+    ASSERT_FALSE(j.contains("error")) << line;
+    if (j.contains("completed") && j.contains("total") && j["total"] == bytes.size() && j["completed"] == bytes.size())
+      complete_progress = true;
+    last = line;
+  }
+  EXPECT_TRUE(complete_progress) << r->body;
+  EXPECT_EQ(json::parse(last)["status"], "success") << r->body;
+  auto tags = s.client().Get("/api/tags");
+  ASSERT_TRUE(tags);
+  EXPECT_NE(tags->body.find("stories"), std::string::npos) << tags->body;
+}
+
 TEST(ServerRobustness, PullOfABadReferenceReportsAnError) {
   TestServer s(stories_options(1));
   auto r = s.post("/api/pull", {{"model", "ftp://nowhere/x.gguf"}, {"stream", false}});
