@@ -133,6 +133,8 @@ class GgufWriter {
   Status write(const std::string& path, const FillFn& fill) const;
   // Copies all metadata (optionally) from an existing file.
   void copy_metadata_from(const GgufFile& f);
+  // Adds every tensor of `f` (as it is) except those named in `skip`.
+  Status copy_tensors_from(const GgufFile& f, const std::vector<std::string>& skip = {});
 
  private:
   struct PendingTensor {

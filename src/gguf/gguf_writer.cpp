@@ -1,5 +1,6 @@
 // GGUF v3 writer: serialises metadata and tensors into one buffer-free stream
 // written through a temporary file and renamed into place.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -91,6 +92,14 @@ Status GgufWriter::check_tensor(const std::string& name, GgmlType type, const st
   *nbytes = row_size(type, ne[0]) * (size_t)rows;
   for (auto& t : tensors_)
     if (t.name == name) return Status::error("duplicate tensor '" + name + "'");
+  return Status();
+}
+
+Status GgufWriter::copy_tensors_from(const GgufFile& f, const std::vector<std::string>& skip) {
+  for (const auto& t : f.tensors()) {
+    if (std::find(skip.begin(), skip.end(), t.name) != skip.end()) continue;
+    SLIM_RETURN_IF_ERROR(add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.data, t.nbytes));
+  }
   return Status();
 }
 
