@@ -26,7 +26,6 @@ struct ArchSpec {
 };
 
 const ArchSpec* find_arch(const std::string& name);
-std::vector<std::string> supported_archs();
 
 // Defined in each family's file.
 extern const ArchSpec kArchLlama, kArchQwen2, kArchQwen3, kArchPhi3, kArchGemma2, kArchGemma3;

@@ -19,8 +19,6 @@ const ArchSpec* find_arch(const std::string& name) {
   return nullptr;
 }
 
-std::vector<std::string> supported_archs() { return {"llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"}; }
-
 namespace {
 
 class WeightLoader {
@@ -153,8 +151,6 @@ Result<std::shared_ptr<Model>> load_model(std::shared_ptr<GgufFile> file) {
   return std::shared_ptr<Model>(holder, &holder->model);
 }
 
-const char* cache_type_name(CacheType t) { return t == CacheType::F32 ? "f32" : "f16"; }
-
 Result<CacheType> parse_cache_type(const std::string& s) {
   if (s == "f16") return CacheType::F16;
   if (s == "f32") return CacheType::F32;
@@ -164,13 +160,6 @@ Result<CacheType> parse_cache_type(const std::string& s) {
 size_t kv_cache_bytes(const HParams& hp, int n_ctx, int n_seq, CacheType type) {
   size_t elt = type == CacheType::F32 ? 4 : 2;
   return (size_t)hp.n_layer * n_ctx * n_seq * (size_t)(hp.n_embd_k() + hp.n_embd_v()) * elt;
-}
-
-size_t KvCache::bytes() const {
-  size_t b = 0;
-  for (auto& x : k) b += x.size();
-  for (auto& x : v) b += x.size();
-  return b;
 }
 
 KvCache make_kv_cache(const HParams& hp, int n_ctx, int n_seq, CacheType type) {
@@ -225,12 +214,12 @@ Status forward(const Model& m, ForwardState& st, const Batch& batch, std::vector
   for (int il = 0; il < hp.n_layer; ++il) m.arch->layer(m, il, st, in);
   kv.seq_len = next;
 
-  // Logits only for the rows that want them.
-  std::vector<float> rows;
+  // Logits only for the rows that want them (st.cur is free scratch by now).
+  std::vector<float>& rows = st.cur;
+  rows.resize((size_t)nt * n);
   int n_out = 0;
   for (int t = 0; t < nt; ++t) {
     if (!batch.want_logits[t]) continue;
-    rows.resize((size_t)(n_out + 1) * n);
     rms_norm(&st.x[(size_t)t * n], reinterpret_cast<const float*>(m.output_norm.data), &rows[(size_t)n_out * n], n, hp.rms_eps);
     ++n_out;
   }

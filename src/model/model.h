@@ -41,7 +41,6 @@ Result<std::shared_ptr<Model>> load_model(const std::string& path);
 Result<std::shared_ptr<Model>> load_model(std::shared_ptr<GgufFile> file);
 
 enum class CacheType { F32, F16 };
-const char* cache_type_name(CacheType t);
 Result<CacheType> parse_cache_type(const std::string& s);
 
 // KV cache: every sequence owns n_ctx cells; the cell of (seq, pos) is
@@ -55,7 +54,6 @@ struct KvCache {
   std::vector<std::vector<uint8_t>> k, v; // per layer: [n_seq * n_ctx][row]
   std::vector<int> seq_len;               // cells in use per sequence (positions 0..len-1)
 
-  size_t bytes() const;
   void clear_seq(int seq) { seq_len[seq] = 0; }
   // Drops positions >= pos of a sequence (prefix reuse).
   void truncate_seq(int seq, int pos) { if (pos < seq_len[seq]) seq_len[seq] = pos; }

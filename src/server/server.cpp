@@ -357,27 +357,19 @@ std::shared_ptr<Server::Impl::Lease> Server::Impl::acquire(const std::string& re
   auto [name, path] = resolve(requested);
   auto lease = std::make_shared<Lease>();
   lease->keep_alive_s = keep_alive_s;
-  {
+  // Takes a lease on the model when it is loaded already.
+  auto lease_loaded = [&]() {
     std::lock_guard<std::mutex> lk(models_mu);
     auto it = loaded.find(name);
-    if (it != loaded.end()) {
-      ++it->second->in_flight;
-      lease->impl = this;
-      lease->m = it->second;
-      return lease;
-    }
-  }
+    if (it == loaded.end()) return false;
+    ++it->second->in_flight;
+    lease->impl = this;
+    lease->m = it->second;
+    return true;
+  };
+  if (lease_loaded()) return lease;
   std::lock_guard<std::mutex> load_lock(load_mu);
-  {
-    std::lock_guard<std::mutex> lk(models_mu);
-    auto it = loaded.find(name);
-    if (it != loaded.end()) {
-      ++it->second->in_flight;
-      lease->impl = this;
-      lease->m = it->second;
-      return lease;
-    }
-  }
+  if (lease_loaded()) return lease;  // another request loaded it while we waited
   auto ct = parse_cache_type(o.cache_type);
   if (!ct) throw ApiError{500, ct.error(), "server_error", ""};
   EngineParams p;
