@@ -1,6 +1,7 @@
 // Micro-benchmarks of the kernels per ISA and type:
 //   matvec/<isa>/<type>   one thread, rows x vec_dot over a 4096 x 4096 weight;
 //                         bytes_per_second = weight bytes streamed (GB/s)
+//   gemv/<isa>/<type>     one thread, the decode GEMV (where the ISA has one) over the same weight
 //   matmul/<isa>/<type>/<tokens>  matmul() on the default pool; items = tokens
 //   quantize/<isa>/<type> activation conversion of a 4096-float row
 // Filter with --benchmark_filter, e.g. 'matvec/avx2/.*'.
@@ -60,6 +61,20 @@ void bm_matvec(benchmark::State& st, Isa isa, GgmlType t) {
   st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)f.w.size());
 }
 
+void bm_gemv(benchmark::State& st, Isa isa, GgmlType t) {
+  const KernelTable& kt = kernel_table(isa);
+  const Fixture& f = fixture(t);
+  const GgmlType vt = kt[t].vec_dot_type;
+  std::vector<uint8_t> xq(row_size(vt, kCols));
+  kt[vt].from_float(f.x.data(), xq.data(), kCols);
+  std::vector<float> y(kRows);
+  for (auto _ : st) {
+    kt[t].gemv(kCols, kRows, f.w.data(), row_size(t, kCols), xq.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)f.w.size());
+}
+
 void bm_matmul(benchmark::State& st, Isa isa, GgmlType t, int n_tokens) {
   static ThreadPool pool;
   const KernelTable& kt = kernel_table(isa);
@@ -99,6 +114,9 @@ int register_all() {
     for (GgmlType t : weights) {
       benchmark::RegisterBenchmark(("matvec/" + in + "/" + type_name(t)).c_str(), bm_matvec, isa, t)
           ->Unit(benchmark::kMillisecond)->MinTime(0.3);
+      if (kernel_table(isa)[t].gemv)
+        benchmark::RegisterBenchmark(("gemv/" + in + "/" + type_name(t)).c_str(), bm_gemv, isa, t)
+            ->Unit(benchmark::kMillisecond)->MinTime(0.3);
       if (isa == Isa::scalar) continue;  // the scalar matmul is the matvec above, times tokens
       for (int n : {1, 64})
         benchmark::RegisterBenchmark(("matmul/" + in + "/" + type_name(t) + "/" + std::to_string(n)).c_str(),

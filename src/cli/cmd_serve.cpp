@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "model/model.h"
 #include "server/server.h"
 
 namespace slim {
@@ -27,7 +28,7 @@ CommandRun register_serve(CLI::App& app) {
   cmd->add_option("-c,--ctx-size", o->s.n_ctx, "context per slot in tokens (default: the model's, at most 4096)");
   cmd->add_option("-t,--threads", o->s.n_threads, "threads (default: physical cores)");
   cmd->add_option("-b,--batch-size", o->s.n_batch, "tokens per forward pass");
-  cmd->add_option("--cache-type", o->s.cache_type, "KV cache type: f16 or f32");
+  cmd->add_option("--cache-type", o->s.cache_type, "KV cache type: f16, f32 or q8_0");
   cmd->add_option("--api-key", o->s.api_key, "require Authorization: Bearer KEY on API routes");
   cmd->add_option("--keep-alive", o->keep_alive, "idle time before a model unloads (5m, 1h, 0, -1: never)");
   cmd->add_option("--cors", o->s.cors, "Access-Control-Allow-Origin value (e.g. * or http://localhost:3000)");
@@ -40,6 +41,7 @@ CommandRun register_serve(CLI::App& app) {
     if (o->s.n_ctx < 0) return fail(format("bad context size %d", o->s.n_ctx));
     if (o->s.port < 0 || o->s.port > 65535) return fail(format("bad port %d", o->s.port));
     if (o->s.max_queue < 0) return fail(format("bad --max-queue %d", o->s.max_queue));
+    if (auto ct = parse_cache_type(o->s.cache_type); !ct) return fail(ct.error());  // now, not at the first request
     // SIGINT/SIGTERM are taken by a waiting thread (blocked everywhere else,
     // so the server's threads inherit the mask); a vanished client must not
     // kill the process.

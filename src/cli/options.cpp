@@ -21,7 +21,7 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool with_ctx) {
         ->transform([](std::string s) { return s == "auto" ? std::to_string(kAutoCtx) : s; }, "", "auto");
   cmd.add_option("-t,--threads", o.n_threads, "threads (default: physical cores)");
   cmd.add_option("-b,--batch-size", o.n_batch, "prompt tokens per forward pass");
-  cmd.add_option("--cache-type", o.cache_type, "KV cache type: f16 or f32");
+  cmd.add_option("--cache-type", o.cache_type, "KV cache type: f16, f32 or q8_0");
 }
 
 Result<std::unique_ptr<Engine>> load_engine(const ModelOptions& o) {
@@ -47,7 +47,7 @@ Result<std::unique_ptr<Engine>> load_engine(const ModelOptions& o) {
     p.n_ctx = std::min(trained > 0 ? trained : kDefaultCtx, kDefaultCtx);
   }
   // Refuse a configuration that will not fit before allocating it.
-  PlanParams plan{p.n_ctx, p.n_seq, p.n_batch, p.cache_type == CacheType::F32 ? KvType::F32 : KvType::F16};
+  PlanParams plan{p.n_ctx, p.n_seq, p.n_batch, kv_type_of(p.cache_type)};
   auto ctx = plan_run(*path, plan, o.n_ctx == kAutoCtx);
   if (!ctx) return Status::error(ctx.error());
   p.n_ctx = *ctx;

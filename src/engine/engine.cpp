@@ -31,6 +31,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
   if (e->params_.n_ctx <= 0) e->params_.n_ctx = e->model_->hp.n_ctx_train;
   if (e->params_.n_seq <= 0) return Status::error("the number of sequences must be positive");
   if (e->params_.n_batch <= 0) e->params_.n_batch = 512;
+  if (auto st = check_cache_type(e->model_->hp, p.cache_type); !st) return Status::error(path + ": " + st.message());
   e->pool_ = std::make_unique<ThreadPool>(p.n_threads);
   e->state_.pool = e->pool_.get();
   e->state_.kv = make_kv_cache(e->model_->hp, e->params_.n_ctx, e->params_.n_seq, p.cache_type);

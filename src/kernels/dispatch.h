@@ -55,10 +55,16 @@ using GemmPanelFn = void (*)(int64_t cols, const uint8_t* panel, const void* act
                              int n_rows);
 
 // A type-table row (block sizes, to_float, from_float, vec_dot, vec_dot_type)
-// whose from_float / vec_dot point at this ISA's kernels, plus the tile dot
-// and the optional panel GEMM.
+// whose from_float / vec_dot point at this ISA's kernels, plus the tile dot,
+// the optional decode GEMV and the optional panel GEMM.
+// Decode matrix x vector over n_rows consecutive weight rows, w_rs bytes apart:
+// y[r] = dot(row r, x), x one activation row of the type's vec_dot_type. Equal
+// to vec_dot per row up to float summation order. Null: vec_dot per row.
+using GemvFn = void (*)(int64_t cols, int64_t n_rows, const void* w, size_t w_rs, const void* x, float* y);
+
 struct KernelRow : TypeTraits {
   VecDotMultiFn vec_dot_multi = nullptr;
+  GemvFn gemv = nullptr;
   PackPanelFn pack_panel = nullptr;
   GemmPanelFn gemm_panel = nullptr;
   PanelFormat panel;
@@ -73,10 +79,13 @@ void gemm_panel_ref(GgmlType t, int64_t cols, const uint8_t* panel, const void* 
                     int n_rows);
 
 // Attention inner loops over the cached keys / values of one KV head, rows
-// `stride` bytes apart, elements of the cache's type (F32 or F16; the query is
-// given in that same type):
+// `stride` bytes apart, elements of the cache's type (F32, F16 or Q8_0; the
+// query is given in that same type):
 //   scores: s[j] = dot(q, k_j) for j < n_keys                 (dim values each)
 //   mix:    out[i] += sum over j of w[j] * v_j[i], j ascending (dim values each)
+// Q8_0 rows are ggml blocks (dim a multiple of 32): as ggml, the query meets
+// the keys through the integer Q8_0 x Q8_0 dot (per block d_q * d_k * sum of
+// the quant products), and V is dequantized (d * q) before it is weighted.
 using AttnScoresFn = void (*)(int64_t n_keys, int64_t dim, const void* q, const void* k, size_t stride, float* s);
 using AttnMixFn = void (*)(int64_t n_keys, int64_t dim, const float* w, const void* v, size_t stride, float* out);
 //   softmax: s[j] = exp(t_j - max t) / sum over j, t_j = s[j] * scale, soft-capped
@@ -92,7 +101,7 @@ void attn_softmax_ref(int64_t n, float* s, float scale, float cap);
 
 struct KernelTable {
   Isa isa = Isa::scalar;
-  AttnKernels attn_f32, attn_f16;  // by KV cache type
+  AttnKernels attn_f32, attn_f16, attn_q8_0;  // by KV cache type
   KernelRow rows[(size_t)GgmlType::COUNT];
   const KernelRow& operator[](GgmlType t) const { return rows[(size_t)t]; }
 };

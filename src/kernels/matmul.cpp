@@ -81,6 +81,38 @@ void gemm_panels(const Weight& w, int64_t r0, int64_t r1, const void* xq, size_t
   });
 }
 
+// Decode (one token): the rows of every part in contiguous runs, two a thread
+// a part (dynamic, so a preempted thread takes fewer), all in one dispatch.
+// Long contiguous runs keep the hardware prefetcher going; small scattered
+// chunks made 2 threads slower than 1.
+void decode_parts(const MatmulPart* parts, const void* const* xq, int n_parts, ThreadPool& pool,
+                  const KernelTable& table) {
+  struct Run { int part; int64_t a, b; };
+  // (a reference, not the name: inside the lambda a thread_local names the worker's own)
+  thread_local std::vector<Run> runs_tls;
+  std::vector<Run>& runs = runs_tls;
+  runs.clear();
+  for (int i = 0; i < n_parts; ++i) {
+    const int64_t n_rows = parts[i].r1 - parts[i].r0;
+    const int64_t chunk = std::max<int64_t>(16, n_rows / (2 * (int64_t)pool.size()));
+    for (int64_t a = 0; a < n_rows; a += chunk) runs.push_back({i, a, std::min(n_rows, a + chunk)});
+  }
+  pool.parallel_for((int64_t)runs.size(), 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const Run& run = runs[c];
+      const MatmulPart& p = parts[run.part];
+      const KernelRow& k = table[p.w->type];
+      const int64_t cols = p.w->ne0;
+      const size_t w_rs = row_size(p.w->type, cols);
+      const char* wd = (const char*)p.w->data + (p.r0 + run.a) * w_rs;
+      float* y = p.y + run.a;
+      if (k.gemv) k.gemv(cols, run.b - run.a, wd, w_rs, xq[run.part], y);
+      else
+        for (int64_t r = 0; r < run.b - run.a; ++r) k.vec_dot(cols, y + r, wd + r * w_rs, xq[run.part]);
+    }
+  });
+}
+
 }  // namespace
 
 Status matmul_check(const Weight& w) {
@@ -118,22 +150,17 @@ void matmul_quantized(const Weight& w, int64_t r0, int64_t r1, const void* xq, i
     gemm_panels(w, r0, r1, xq, x_rs, n_tokens, y, ldy, pool, k);
     return;
   }
-  const int64_t n_rows = r1 - r0;
-  // One token (decode) is bound by streaming the weights: hand out long runs
-  // of contiguous rows (two a thread, still dynamic so a preempted thread
-  // takes fewer), which keeps the hardware prefetcher going. Small scattered
-  // chunks made 2 threads slower than 1.
-  const int64_t chunk = n_tokens == 1 ? std::max<int64_t>(16, n_rows / (2 * (int64_t)pool.size()))
-                                      : rows_per_chunk(n_rows, pool.size());
+  if (n_tokens == 1) {
+    const MatmulPart part{&w, r0, r1, y, ldy};
+    decode_parts(&part, &xq, 1, pool, table);
+    return;
+  }
+  const int64_t n_rows = r1 - r0, chunk = rows_per_chunk(n_rows, pool.size());
   const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
   const char* wd = (const char*)w.data + r0 * w_rs;  // row 0 of the slice
   const char* xd = (const char*)xq;
   pool.parallel_for(n_chunks, 1, [&](int64_t c0, int64_t c1) {
     const int64_t a = c0 * chunk, b = std::min(n_rows, c1 * chunk);
-    if (n_tokens == 1) {
-      for (int64_t r = a; r < b; ++r) k.vec_dot(cols, y + r, wd + r * w_rs, xd);
-      return;
-    }
     float tmp[kMaxTileTokens];
     for (int t0 = 0; t0 < n_tokens; t0 += kMaxTileTokens) {
       const int nc = std::min(kMaxTileTokens, n_tokens - t0);
@@ -159,6 +186,35 @@ void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_
   if (scratch.size() < need) scratch.resize(need);
   quantize_activations(vt, x, w.ne0, n_tokens, scratch.data(), pool, table);
   matmul_quantized(w, r0, r1, scratch.data(), n_tokens, y, ldy, pool, table);
+}
+
+void matmul_many(const MatmulPart* parts, int n_parts, const float* x, int n_tokens, ThreadPool& pool,
+                 const KernelTable& table) {
+  // Prefill is compute-bound and its products are long: a barrier each costs
+  // nothing there, and the panel GEMM splits its own work.
+  constexpr int kMaxParts = 4;
+  if (n_tokens != 1 || n_parts > kMaxParts) {
+    for (int i = 0; i < n_parts; ++i)
+      matmul_rows(*parts[i].w, parts[i].r0, parts[i].r1, x, n_tokens, parts[i].y, parts[i].ldy, pool, table);
+    return;
+  }
+  // one converted copy of x per distinct activation type (F32 weights take x itself)
+  thread_local std::vector<uint8_t> scratch[kMaxParts];
+  const void* xq[kMaxParts];
+  for (int i = 0; i < n_parts; ++i) {
+    const GgmlType vt = table[parts[i].w->type].vec_dot_type;
+    const int64_t cols = parts[i].w->ne0;
+    xq[i] = nullptr;
+    if (vt == GgmlType::F32) xq[i] = x;
+    for (int j = 0; j < i && !xq[i]; ++j)
+      if (table[parts[j].w->type].vec_dot_type == vt && parts[j].w->ne0 == cols) xq[i] = xq[j];
+    if (!xq[i]) {
+      scratch[i].resize(row_size(vt, cols));
+      table[vt].from_float(x, scratch[i].data(), cols);
+      xq[i] = scratch[i].data();
+    }
+  }
+  decode_parts(parts, xq, n_parts, pool, table);
 }
 
 void matmul(const Weight& w, const float* x, int n_tokens, float* y, ThreadPool& pool,

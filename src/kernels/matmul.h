@@ -45,6 +45,18 @@ void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_
 void matmul_quantized(const Weight& w, int64_t r0, int64_t r1, const void* xq, int n_tokens,
                       float* y, int64_t ldy, ThreadPool& pool, const KernelTable& table);
 
+// Several products of the same activations in one dispatch of the pool (Q, K
+// and V; gate and up): one barrier instead of one a product, and each
+// activation type converted once. Each part is a matmul_rows.
+struct MatmulPart {
+  const Weight* w = nullptr;
+  int64_t r0 = 0, r1 = 0;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+void matmul_many(const MatmulPart* parts, int n_parts, const float* x, int n_tokens, ThreadPool& pool,
+                 const KernelTable& table);
+
 // Converts n_tokens rows of cols floats to `type` (the dot partner), row after row.
 void quantize_activations(GgmlType type, const float* x, int64_t cols, int n_tokens, void* out,
                           ThreadPool& pool, const KernelTable& table);

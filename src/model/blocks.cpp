@@ -18,18 +18,27 @@ void rms_norm_rows(const float* x, const Weight& w, float* y, int n_tokens, int 
 
 namespace {
 
+// Writes one token's K or V row into its cache cell, converted to the cache's
+// type (Q8_0 through the kernel table's quantizer: ggml's quantize_row_q8_0).
 void store_row(const KvCache& kv, std::vector<uint8_t>& buf, int64_t cell, int64_t row, const float* src) {
-  if (kv.type == CacheType::F32) {
-    float* d = reinterpret_cast<float*>(buf.data()) + cell * row;
-    std::copy(src, src + row, d);
-  } else {
-    uint16_t* d = reinterpret_cast<uint16_t*>(buf.data()) + cell * row;
-    for (int64_t i = 0; i < row; ++i) d[i] = fp32_to_fp16(src[i]);
+  uint8_t* dst = buf.data() + cell * cache_row_bytes(kv.type, row);
+  switch (kv.type) {
+    case CacheType::F32:
+      std::copy(src, src + row, reinterpret_cast<float*>(dst));
+      break;
+    case CacheType::F16: {
+      uint16_t* d = reinterpret_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < row; ++i) d[i] = fp32_to_fp16(src[i]);
+      break;
+    }
+    case CacheType::Q8_0:
+      kernels()[GgmlType::Q8_0].from_float(src, dst, row);
+      break;
   }
 }
 
 // One query head against the cached keys/values of one sequence, softmax in
-// between. Runs on one thread; `scores` and `q16` are that thread's scratch.
+// between. Runs on one thread; `scores` and `qbuf` are that thread's scratch.
 // The loops over keys are the dispatched attention kernels (dispatch.h).
 struct HeadAttention {
   const KvCache& kv;
@@ -38,21 +47,28 @@ struct HeadAttention {
   float scale, softcap;
 
   void run(int il, int64_t base_cell, int first, int n_keys, int hk, const float* q, float* out,
-           std::vector<float>& scores, std::vector<uint16_t>& q16) const {
-    const size_t elt = kv.type == CacheType::F32 ? 4 : 2;
+           std::vector<float>& scores, std::vector<uint8_t>& qbuf) const {
+    // As ggml, the query meets the keys in the cache's type: F16 keys an F16
+    // query, Q8_0 keys a Q8_0 query (the Q8_0 x Q8_0 dot).
     const void* qv = q;
-    if (kv.type == CacheType::F16) {  // as ggml: the query meets F16 keys in F16
-      q16.resize(head_dim);
+    if (kv.type == CacheType::F16) {
+      qbuf.resize(cache_row_bytes(kv.type, head_dim));
+      uint16_t* q16 = reinterpret_cast<uint16_t*>(qbuf.data());
       for (int i = 0; i < head_dim; ++i) q16[i] = fp32_to_fp16(q[i]);
-      qv = q16.data();
+      qv = qbuf.data();
+    } else if (kv.type == CacheType::Q8_0) {
+      qbuf.resize(cache_row_bytes(kv.type, head_dim));
+      kernels()[GgmlType::Q8_0].from_float(q, qbuf.data(), head_dim);
+      qv = qbuf.data();
     }
     scores.resize(n_keys);
-    const uint8_t* k0 = kv.k[il].data() + ((base_cell + first) * kv.k_row + (int64_t)hk * head_dim) * elt;
-    ak.scores(n_keys, head_dim, qv, k0, kv.k_row * elt, scores.data());
+    const size_t k_stride = cache_row_bytes(kv.type, kv.k_row), v_stride = cache_row_bytes(kv.type, kv.v_row);
+    const uint8_t* k0 = kv.k[il].data() + (base_cell + first) * k_stride + cache_row_bytes(kv.type, (int64_t)hk * head_dim);
+    ak.scores(n_keys, head_dim, qv, k0, k_stride, scores.data());
     ak.softmax(n_keys, scores.data(), scale, softcap);
     std::fill(out, out + head_dim_v, 0.0f);
-    const uint8_t* v0 = kv.v[il].data() + ((base_cell + first) * kv.v_row + (int64_t)hk * head_dim_v) * elt;
-    ak.mix(n_keys, head_dim_v, scores.data(), v0, kv.v_row * elt, out);
+    const uint8_t* v0 = kv.v[il].data() + (base_cell + first) * v_stride + cache_row_bytes(kv.type, (int64_t)hk * head_dim_v);
+    ak.mix(n_keys, head_dim_v, scores.data(), v0, v_stride, out);
   }
 };
 
@@ -69,9 +85,10 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
   st.v.resize((size_t)nt * nv);
 
   if (L.wqkv) {  // fused projection: rows are Q, then K, then V
-    matmul_rows(L.wqkv, 0, nq, x, nt, st.q.data(), nq, st);
-    matmul_rows(L.wqkv, nq, nq + nk, x, nt, st.k.data(), nk, st);
-    matmul_rows(L.wqkv, nq + nk, nq + nk + nv, x, nt, st.v.data(), nv, st);
+    const MatmulPart parts[] = {{&L.wqkv, 0, nq, st.q.data(), nq},
+                                {&L.wqkv, nq, nq + nk, st.k.data(), nk},
+                                {&L.wqkv, nq + nk, nq + nk + nv, st.v.data(), nv}};
+    matmul_many(parts, 3, x, nt, st);
     if (L.bqkv) {
       const float* b = reinterpret_cast<const float*>(L.bqkv.data);
       add_bias(st.q.data(), b, nt, nq);
@@ -79,9 +96,10 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
       add_bias(st.v.data(), b + nq + nk, nt, nv);
     }
   } else {
-    matmul(L.wq, x, nt, st.q.data(), st);
-    matmul(L.wk, x, nt, st.k.data(), st);
-    matmul(L.wv, x, nt, st.v.data(), st);
+    const MatmulPart parts[] = {{&L.wq, 0, L.wq.ne1, st.q.data(), L.wq.ne1},
+                                {&L.wk, 0, L.wk.ne1, st.k.data(), L.wk.ne1},
+                                {&L.wv, 0, L.wv.ne1, st.v.data(), L.wv.ne1}};
+    matmul_many(parts, 3, x, nt, st);
     if (L.bq) add_bias(st.q.data(), reinterpret_cast<const float*>(L.bq.data), nt, nq);
     if (L.bk) add_bias(st.k.data(), reinterpret_cast<const float*>(L.bk.data), nt, nk);
     if (L.bv) add_bias(st.v.data(), reinterpret_cast<const float*>(L.bv.data), nt, nv);
@@ -119,18 +137,18 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
   const int group = hp.n_head / hp.n_head_kv;
   st.attn.resize((size_t)nt * hp.n_head * hp.head_dim_v);
   const KernelTable& kt = kernels();
-  const HeadAttention ha{kv, kv.type == CacheType::F32 ? kt.attn_f32 : kt.attn_f16, hp.head_dim, hp.head_dim_v, scale,
-                         p.softcap};
+  const AttnKernels& ak = kv.type == CacheType::F32 ? kt.attn_f32 : kv.type == CacheType::F16 ? kt.attn_f16 : kt.attn_q8_0;
+  const HeadAttention ha{kv, ak, hp.head_dim, hp.head_dim_v, scale, p.softcap};
   pool_of(st).parallel_for((int64_t)nt * hp.n_head, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
-    thread_local std::vector<uint16_t> q16;
+    thread_local std::vector<uint8_t> qbuf;
     for (int64_t i = begin; i < end; ++i) {
       const int t = (int)(i / hp.n_head), h = (int)(i % hp.n_head);
       const int pos = in.batch->pos[t];
       const int first = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
       ha.run(il, (int64_t)in.batch->seq[t] * kv.n_ctx, first, pos - first + 1, h / group,
              &st.q[(size_t)t * nq + (size_t)h * hp.head_dim], &st.attn[((size_t)t * hp.n_head + h) * hp.head_dim_v],
-             scores, q16);
+             scores, qbuf);
     }
   });
   trace(st, "attn", il, st.attn.data(), nt, hp.n_head * hp.head_dim_v);
@@ -145,11 +163,11 @@ void ffn_block(const Model& m, int il, ForwardState& st, int nt, const float* x,
   st.ffn_a.resize((size_t)nt * nff);
   st.ffn_b.resize((size_t)nt * nff);
   if (L.ffn_gate) {
-    matmul(L.ffn_gate, x, nt, st.ffn_a.data(), st);
-    matmul(L.ffn_up, x, nt, st.ffn_b.data(), st);
+    const MatmulPart parts[] = {{&L.ffn_gate, 0, nff, st.ffn_a.data(), nff}, {&L.ffn_up, 0, nff, st.ffn_b.data(), nff}};
+    matmul_many(parts, 2, x, nt, st);
   } else {  // fused: the first n_ff rows of ffn_up are the gate
-    matmul_rows(L.ffn_up, 0, nff, x, nt, st.ffn_a.data(), nff, st);
-    matmul_rows(L.ffn_up, nff, 2 * nff, x, nt, st.ffn_b.data(), nff, st);
+    const MatmulPart parts[] = {{&L.ffn_up, 0, nff, st.ffn_a.data(), nff}, {&L.ffn_up, nff, 2 * nff, st.ffn_b.data(), nff}};
+    matmul_many(parts, 2, x, nt, st);
   }
   float* a = st.ffn_a.data();
   const float* b = st.ffn_b.data();

@@ -9,6 +9,7 @@
 #include "model/arch.h"
 #include "model/blocks.h"
 #include "model/tensor_names.h"
+#include "tensor/quant_blocks.h"
 
 namespace slim {
 
@@ -154,12 +155,39 @@ Result<std::shared_ptr<Model>> load_model(std::shared_ptr<GgufFile> file) {
 Result<CacheType> parse_cache_type(const std::string& s) {
   if (s == "f16") return CacheType::F16;
   if (s == "f32") return CacheType::F32;
-  return Status::error("unknown cache type '" + s + "' (expected f16 or f32)");
+  if (s == "q8_0") return CacheType::Q8_0;
+  return Status::error("unknown cache type '" + s + "' (expected f16, f32 or q8_0)");
+}
+
+const char* cache_type_name(CacheType t) {
+  switch (t) {
+    case CacheType::F32: return "f32";
+    case CacheType::F16: return "f16";
+    case CacheType::Q8_0: return "q8_0";
+  }
+  return "unknown";
+}
+
+size_t cache_row_bytes(CacheType t, int64_t n) {
+  switch (t) {
+    case CacheType::F32: return 4 * (size_t)n;
+    case CacheType::F16: return 2 * (size_t)n;
+    case CacheType::Q8_0: return sizeof(BlockQ8_0) * (size_t)((n + kQK - 1) / kQK);
+  }
+  return 0;
+}
+
+Status check_cache_type(const HParams& hp, CacheType t) {
+  if (t != CacheType::Q8_0) return Status();
+  for (int d : {hp.head_dim, hp.head_dim_v})
+    if (d % kQK != 0)
+      return Status::error(format("cache type q8_0 needs head dims that are multiples of %d; this model's head dim "
+                                  "is %d (use f16 or f32)", kQK, d));
+  return Status();
 }
 
 size_t kv_cache_bytes(const HParams& hp, int n_ctx, int n_seq, CacheType type) {
-  size_t elt = type == CacheType::F32 ? 4 : 2;
-  return (size_t)hp.n_layer * n_ctx * n_seq * (size_t)(hp.n_embd_k() + hp.n_embd_v()) * elt;
+  return (size_t)hp.n_layer * n_ctx * n_seq * (cache_row_bytes(type, hp.n_embd_k()) + cache_row_bytes(type, hp.n_embd_v()));
 }
 
 KvCache make_kv_cache(const HParams& hp, int n_ctx, int n_seq, CacheType type) {
@@ -170,12 +198,11 @@ KvCache make_kv_cache(const HParams& hp, int n_ctx, int n_seq, CacheType type) {
   kv.n_layer = hp.n_layer;
   kv.k_row = hp.n_embd_k();
   kv.v_row = hp.n_embd_v();
-  size_t elt = type == CacheType::F32 ? 4 : 2;
   kv.k.resize(hp.n_layer);
   kv.v.resize(hp.n_layer);
   for (int il = 0; il < hp.n_layer; ++il) {  // layer by layer: no prototype copy held alongside
-    kv.k[il].resize((size_t)n_ctx * n_seq * kv.k_row * elt);
-    kv.v[il].resize((size_t)n_ctx * n_seq * kv.v_row * elt);
+    kv.k[il].resize((size_t)n_ctx * n_seq * cache_row_bytes(type, kv.k_row));
+    kv.v[il].resize((size_t)n_ctx * n_seq * cache_row_bytes(type, kv.v_row));
   }
   kv.seq_len.assign(n_seq, 0);
   return kv;
@@ -188,6 +215,7 @@ Status forward(const Model& m, ForwardState& st, const Batch& batch, std::vector
   KvCache& kv = st.kv;
   if (nt == 0) return Status();
   if (kv.n_ctx == 0) return Status::error("forward: no KV cache");
+  if (auto s = check_cache_type(hp, kv.type); !s) return s;
 
   // Positions must extend each sequence contiguously; check before touching anything.
   std::vector<int> next(kv.seq_len);

@@ -40,8 +40,17 @@ struct Model {
 Result<std::shared_ptr<Model>> load_model(const std::string& path);
 Result<std::shared_ptr<Model>> load_model(std::shared_ptr<GgufFile> file);
 
-enum class CacheType { F32, F16 };
-Result<CacheType> parse_cache_type(const std::string& s);
+// Element type of the KV cache rows. Q8_0 rows are ggml Q8_0 blocks (an fp16
+// scale and 32 int8 quants, 34 bytes per 32 values), quantized as written.
+enum class CacheType { F32, F16, Q8_0 };
+Result<CacheType> parse_cache_type(const std::string& s);  // "f32", "f16", "q8_0"
+const char* cache_type_name(CacheType t);
+// Bytes of n cached values (Q8_0: n a multiple of 32).
+size_t cache_row_bytes(CacheType t, int64_t n);
+// Whether the model's heads can be cached in `t`: Q8_0 blocks must not straddle
+// heads, so the K and V head dims must be multiples of 32. Checked by
+// Engine::load and forward(), so a bad pairing is an error, never a crash.
+Status check_cache_type(const HParams& hp, CacheType t);
 
 // KV cache: every sequence owns n_ctx cells; the cell of (seq, pos) is
 // seq * n_ctx + pos, so sequences never share or move cells.
@@ -51,7 +60,7 @@ struct KvCache {
   int n_seq = 0;
   int n_layer = 0;
   int64_t k_row = 0, v_row = 0;           // values per cell
-  std::vector<std::vector<uint8_t>> k, v; // per layer: [n_seq * n_ctx][row]
+  std::vector<std::vector<uint8_t>> k, v; // per layer: [n_seq * n_ctx][cache_row_bytes(type, row)]
   std::vector<int> seq_len;               // cells in use per sequence (positions 0..len-1)
 
   void clear_seq(int seq) { seq_len[seq] = 0; }

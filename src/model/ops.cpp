@@ -20,6 +20,10 @@ void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_
   slim::matmul_rows(w, r0, r1, x, n_tokens, y, ldy, pool_of(st), kernels());
 }
 
+void matmul_many(const MatmulPart* parts, int n_parts, const float* x, int n_tokens, ForwardState& st) {
+  slim::matmul_many(parts, n_parts, x, n_tokens, pool_of(st), kernels());
+}
+
 void matmul(const Weight& w, const float* x, int n_tokens, float* y, ForwardState& st) {
   slim::matmul(w, x, n_tokens, y, pool_of(st), kernels());
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "kernels/matmul.h"
 #include "model/hparams.h"
 #include "model/model.h"
 
@@ -19,6 +20,9 @@ void matmul(const Weight& w, const float* x, int n_tokens, float* y, ForwardStat
 // Same for rows [r0, r1) of w only; y is [n_tokens][ldy].
 void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_tokens, float* y,
                  int64_t ldy, ForwardState& st);
+// Several products of the same x (Q, K, V; gate and up) in one dispatch of the
+// pool: for one token, one barrier instead of one a product.
+void matmul_many(const MatmulPart* parts, int n_parts, const float* x, int n_tokens, ForwardState& st);
 
 void rms_norm(const float* x, const float* w, float* y, int n, float eps);
 void add_bias(float* y, const float* b, int n_tokens, int n);

@@ -59,6 +59,15 @@ Result<KvType> parse_kv_type(const std::string& s) {
 
 const char* kv_type_name(KvType t) { return t == KvType::F32 ? "f32" : t == KvType::F16 ? "f16" : "q8_0"; }
 
+KvType kv_type_of(CacheType t) {
+  switch (t) {
+    case CacheType::F32: return KvType::F32;
+    case CacheType::F16: return KvType::F16;
+    case CacheType::Q8_0: return KvType::Q8_0;
+  }
+  return KvType::F16;
+}
+
 uint64_t kv_row_bytes(KvType t, int64_t n) {
   switch (t) {
     case KvType::F32: return 4 * (uint64_t)n;

@@ -24,6 +24,8 @@ Result<KvType> parse_kv_type(const std::string& s);
 const char* kv_type_name(KvType t);
 // Bytes of one cached row of n values (Q8_0: 34 bytes a block of 32).
 uint64_t kv_row_bytes(KvType t, int64_t n);
+// The plan's name for the cache type a model runs with.
+KvType kv_type_of(CacheType t);
 
 struct PlanParams {
   int n_ctx = 4096;

@@ -130,5 +130,38 @@ TEST(Cli, BadInput) {
   expect_one_line_error("frobnicate", "unknown command 'frobnicate'");
 }
 
+// --cache-type q8_0 end to end: greedy ids agree with llama.cpp's (F32 cache)
+// up to the first step the reference nearly tied (a Q8_0 cache moves this
+// model's logits by ~0.1, tests/model/kv_cache_test.cpp); logits and serve
+// take it too; an unknown type or a head dim Q8_0 cannot hold is one line.
+TEST(Cli, CacheTypeQ8_0) {
+  SLIM_SHARED_FILE(model, "models/synthetic/llama-Q8_0.gguf");
+  SLIM_SHARED_FILE(golden, "golden/llama-Q8_0.json");
+  SLIM_SHARED_FILE(stories, "models/stories260K.gguf");
+  auto g = nlohmann::json::parse(test::read_file(golden));
+  const auto& c = g["cases"][0];
+  std::string prompt = c["prompt"];
+  auto r = run_command(slim() + " run -m " + model + " -p '" + prompt + "' --temp 0 -n 20 --json --cache-type q8_0");
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompt_tokens"], c["tokens"]);
+  std::vector<int> got = j["tokens"].get<std::vector<int>>();
+  ASSERT_EQ(got.size(), 20u);
+  size_t compared = 0;
+  for (; compared < got.size() && c["greedy_margins"][compared].get<double>() >= 0.25; ++compared)
+    EXPECT_EQ(got[compared], c["greedy"][compared].get<int>()) << "step " << compared;
+  EXPECT_GE(compared, 3u);
+
+  std::string out = test::temp_dir() + "/q8.f32";
+  auto l = run_command(slim() + " logits -m " + model + " -p 'Hello' --positions last --cache-type q8_0 --out " + out, true);
+  ASSERT_EQ(l.status, 0) << l.out;
+  EXPECT_EQ(test::read_file(out).size(), 512u * 4);
+
+  expect_one_line_error("run -m " + model + " -p hi --cache-type q4", "expected f16, f32 or q8_0");
+  expect_one_line_error("logits -m " + model + " -p hi --cache-type q4 --out " + out, "unknown cache type 'q4'");
+  expect_one_line_error("serve -m " + model + " --port 0 --cache-type q4", "unknown cache type 'q4'");
+  expect_one_line_error("run -m " + stories + " -p hi --cache-type q8_0", "head dim is 8");
+}
+
 }  // namespace
 }  // namespace slim

@@ -299,6 +299,53 @@ TEST(AttnKernels, SoftmaxMatchesScalar) {
   }
 }
 
+// The decode GEMV of every ISA that has one, against the scalar vec_dot of
+// each row: odd row counts (the 2-row step and its remainder), rows whose
+// block count is not a multiple of four (the per-block tail), values of
+// mixed magnitude, and the last row ending exactly at the end of the buffer
+// (the kernels must not read past it).
+TEST(Gemv, MatchesScalarVecDotPerRow) {
+  int checked = 0;
+  for (Isa isa : available_isas()) {
+    const KernelTable& kt = kernel_table(isa);
+    for (GgmlType t : kTypes) {
+      const KernelRow& k = kt[t];
+      if (!k.gemv) continue;
+      const TypeTraits& ref = type_traits(t);
+      const GgmlType vt = ref.vec_dot_type;
+      const int64_t bs = ref.block_size;
+      for (int64_t cols : {bs, 3 * bs, 4 * bs, 7 * bs, 28 * bs}) {
+        for (int n_rows : {1, 2, 5}) {
+          SCOPED_TRACE(std::string(isa_name(isa)) + " " + type_name(t) + " cols " + std::to_string(cols) +
+                       " rows " + std::to_string(n_rows));
+          const size_t w_rs = row_size(t, cols);
+          auto wf = random_values(n_rows * cols, (uint32_t)(cols + n_rows));
+          for (size_t i = 0; i < wf.size(); i += 97) wf[i] *= 40.0f;  // outliers stretch the scales
+          auto xf = random_values(cols, (uint32_t)(3 * cols + 1), 2.0f);
+          // exactly the rows' bytes on the heap: ASan catches a read past the end
+          std::vector<uint8_t> wq(w_rs * n_rows);
+          ref.from_float(wf.data(), wq.data(), n_rows * cols);
+          std::vector<uint8_t> xq(row_size(vt, cols));
+          type_traits(vt).from_float(xf.data(), xq.data(), cols);
+          std::vector<float> y(n_rows + 1, -7.0f);
+          k.gemv(cols, n_rows, wq.data(), w_rs, xq.data(), y.data());
+          EXPECT_EQ(y[n_rows], -7.0f);  // nothing written past the rows
+          for (int r = 0; r < n_rows; ++r) {
+            float want;
+            ref.vec_dot(cols, &want, wq.data() + r * w_rs, xq.data());
+            const double tol = 1e-5 * magnitude(t, wq.data() + r * w_rs, vt, xq.data(), cols) + 1e-6;
+            EXPECT_NEAR(y[r], want, tol) << "row " << r;
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  if (isa_available(Isa::avx512)) {
+    EXPECT_GE(checked, 4 * 5 * 8);  // Q4_0, Q5_0, Q4_K and Q6_K have AVX-512 GEMVs
+  }
+}
+
 // The panel GEMM of every ISA that has one: packed panels equal the scalar
 // packing byte for byte, and the products match the scalar twin and the
 // type's own vec_dot, for full and partial panels and token tiles.
@@ -375,6 +422,97 @@ TEST(PanelGemm, MatchesScalarTwinAndVecDot) {
   }
   if (isa_available(Isa::avx512)) {
     EXPECT_GT(checked, 0);  // the AVX-512 table has panel kernels
+  }
+}
+
+}  // namespace
+}  // namespace slim
+
+namespace slim {
+namespace {
+
+// The Q8_0-cache attention loops of every ISA against the scalar twins: odd
+// key counts (the 4-key steps' tails), head dims of 1 to 8 blocks (every
+// accumulator chunking of mix), rows of 3 heads apart by a stride.
+TEST(AttnKernels, Q8_0MatchesScalarOnEveryIsa) {
+  const KernelTable& ref = kernel_table(Isa::scalar);
+  const TypeTraits& q8 = type_traits(GgmlType::Q8_0);
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (!isa_available(isa)) continue;
+    const KernelTable& kt = kernel_table(isa);
+    for (int dim : {64, 128, 256, 32, 96, 224}) {
+      for (int n_keys : {1, 3, 5, 37, 301}) {
+        SCOPED_TRACE(std::string(isa_name(isa)) + " dim " + std::to_string(dim) + " keys " + std::to_string(n_keys));
+        const int row = dim * 3;
+        const size_t stride = row_size(GgmlType::Q8_0, row), head = row_size(GgmlType::Q8_0, dim);
+        std::mt19937 rng(dim * 1000 + n_keys);
+        std::normal_distribution<float> nd(0, 1);
+        std::vector<float> kf((size_t)n_keys * row), vf((size_t)n_keys * row), q(dim), w(n_keys);
+        for (auto& x : kf) x = nd(rng);
+        for (auto& x : vf) x = nd(rng);
+        for (auto& x : q) x = nd(rng);
+        for (auto& x : w) x = std::fabs(nd(rng)) / n_keys;
+        std::vector<uint8_t> kq((size_t)n_keys * stride), vq((size_t)n_keys * stride), qq(head);
+        for (int j = 0; j < n_keys; ++j) {
+          q8.from_float(&kf[(size_t)j * row], &kq[j * stride], row);
+          q8.from_float(&vf[(size_t)j * row], &vq[j * stride], row);
+        }
+        q8.from_float(q.data(), qq.data(), dim);
+        const uint8_t* kp = kq.data() + head;  // head 1
+        const uint8_t* vp = vq.data() + head;
+        // Dequantized rows: the definition the scalar twins are checked against.
+        auto deq = [&](const std::vector<uint8_t>& b, int j) {
+          std::vector<float> x(dim);
+          q8.to_float(b.data() + j * stride + head, x.data(), dim);
+          return x;
+        };
+        std::vector<float> qd(dim);
+        q8.to_float(qq.data(), qd.data(), dim);
+
+        std::vector<float> s(n_keys), sr(n_keys);
+        kt.attn_q8_0.scores(n_keys, dim, qq.data(), kp, stride, s.data());
+        ref.attn_q8_0.scores(n_keys, dim, qq.data(), kp, stride, sr.data());
+        for (int j = 0; j < n_keys; ++j) {
+          const std::vector<float> kd = deq(kq, j);
+          double want = 0, mag = 0;
+          for (int i = 0; i < dim; ++i) want += (double)qd[i] * kd[i], mag += std::fabs((double)qd[i] * kd[i]);
+          EXPECT_NEAR(sr[j], want, 1e-5 * mag) << j;
+          EXPECT_NEAR(s[j], sr[j], 1e-5 * mag) << j;
+        }
+
+        std::vector<float> o(dim, 0.5f), orf(dim, 0.5f);  // accumulates onto what is there
+        kt.attn_q8_0.mix(n_keys, dim, w.data(), vp, stride, o.data());
+        ref.attn_q8_0.mix(n_keys, dim, w.data(), vp, stride, orf.data());
+        std::vector<double> want(dim, 0.5), mag(dim, 0.5);
+        for (int j = 0; j < n_keys; ++j) {
+          const std::vector<float> vd = deq(vq, j);
+          for (int i = 0; i < dim; ++i) want[i] += (double)w[j] * vd[i], mag[i] += std::fabs((double)w[j] * vd[i]);
+        }
+        for (int i = 0; i < dim; ++i) {
+          EXPECT_NEAR(orf[i], want[i], 1e-6 * mag[i]) << i;
+          EXPECT_NEAR(o[i], orf[i], 1e-6 * mag[i]) << i;
+        }
+      }
+    }
+    EXPECT_EQ(kt.attn_q8_0.softmax, kt.attn_f32.softmax) << isa_name(isa);
+  }
+}
+
+// A key row of zeros (scale 0) scores 0, and a V row of zeros adds nothing.
+TEST(AttnKernels, Q8_0ZeroRows) {
+  const int dim = 64, n_keys = 5;
+  const size_t stride = row_size(GgmlType::Q8_0, dim);
+  std::vector<float> zeros((size_t)n_keys * dim, 0.0f), q = random_values(dim, 3);
+  std::vector<uint8_t> kq((size_t)n_keys * stride), qq(stride);
+  type_traits(GgmlType::Q8_0).from_float(zeros.data(), kq.data(), (int64_t)zeros.size());
+  type_traits(GgmlType::Q8_0).from_float(q.data(), qq.data(), dim);
+  for (Isa isa : available_isas()) {
+    const AttnKernels& a = kernel_table(isa).attn_q8_0;
+    std::vector<float> s(n_keys, 1.0f), o(dim, 0.25f), w(n_keys, 0.2f);
+    a.scores(n_keys, dim, qq.data(), kq.data(), stride, s.data());
+    a.mix(n_keys, dim, w.data(), kq.data(), stride, o.data());
+    for (float x : s) EXPECT_EQ(x, 0.0f) << isa_name(isa);
+    for (float x : o) EXPECT_EQ(x, 0.25f) << isa_name(isa);
   }
 }
 

@@ -77,6 +77,11 @@ TEST(PlannerSizes, KvCacheMatchesTheModelsOwnSizing) {
   EXPECT_LE(plan.kv_cache, model_bytes + model_bytes / (*m)->hp.n_layer);  // + the prototype layer
   p.kv_type = KvType::Q8_0;
   EXPECT_LT(plan_memory(**m, p).kv_cache, plan.kv_cache * 6 / 10);
+  // the Q8_0 plan is the cache make_kv_cache(..., CacheType::Q8_0) builds
+  EXPECT_EQ(kv_type_of(CacheType::Q8_0), KvType::Q8_0);
+  const uint64_t q8_bytes = kv_cache_bytes((*m)->hp, 1000, 3, CacheType::Q8_0);
+  EXPECT_GE(plan_memory(**m, p).kv_cache, q8_bytes);
+  EXPECT_LE(plan_memory(**m, p).kv_cache, q8_bytes + q8_bytes / (*m)->hp.n_layer);
 }
 
 class StoreCli : public ::testing::Test {
