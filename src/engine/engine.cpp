@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "gguf/gguf.h"
+#include "kernels/dispatch.h"
 #include "kernels/threadpool.h"
 #include "tokenizer/tokenizer.h"
 
@@ -34,6 +35,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
   if (auto st = check_cache_type(e->model_->hp, p.cache_type); !st) return Status::error(path + ": " + st.message());
   e->pool_ = std::make_unique<ThreadPool>(p.n_threads);
   e->state_.pool = e->pool_.get();
+  repack_weights(*e->model_, *e->pool_, kernels());
   e->state_.kv = make_kv_cache(e->model_->hp, e->params_.n_ctx, e->params_.n_seq, p.cache_type);
   e->seq_tokens_.assign(e->params_.n_seq, {});
   e->load_ms_ = elapsed_ms(t0);

@@ -65,6 +65,9 @@ using GemvFn = void (*)(int64_t cols, int64_t n_rows, const void* w, size_t w_rs
 struct KernelRow : TypeTraits {
   VecDotMultiFn vec_dot_multi = nullptr;
   GemvFn gemv = nullptr;
+  // The panel GEMM over row-interleaved weights (repack.h), for any number of
+  // tokens (the pack argument, the mins `my`, is unused); null: not repacked.
+  GemmPanelFn gemm_repacked = nullptr;
   PackPanelFn pack_panel = nullptr;
   GemmPanelFn gemm_panel = nullptr;
   PanelFormat panel;

@@ -8,7 +8,8 @@ namespace slim {
 
 void fill_rows_avx2(KernelRow* rows);
 void fill_rows_avx512(KernelRow* rows);
-void fill_gemv_avx512(KernelRow* rows);  // after fill_rows_avx512: uses its vec_dots
+void fill_gemv_avx512(KernelRow* rows);
+void fill_repacked_avx512(KernelRow* rows);  // after fill_rows_avx512: uses its vec_dots
 void fill_attn_avx2(KernelTable& t);
 void fill_attn_avx512(KernelTable& t);
 // The Q8_0-cache attention loops (attn_q8_*.cpp); after fill_attn_*, whose softmax they take.

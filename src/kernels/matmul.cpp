@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/fp16.h"
+#include "kernels/repack.h"
 #include "tensor/quant_blocks.h"
 
 namespace slim {
@@ -81,10 +82,59 @@ void gemm_panels(const Weight& w, int64_t r0, int64_t r1, const void* xq, size_t
   });
 }
 
+// Whether w's rows [r0, r1) can be read from its 16-row panels.
+bool use_repacked(const Weight& w, int64_t r0, int64_t r1, const KernelRow& k) {
+  return w.repacked && k.gemm_repacked && r0 % kRepackRows == 0 && (r1 % kRepackRows == 0 || r1 == w.ne1);
+}
+
+// Per token and 32-value block of Q8_0 activations: the scale and the sum of
+// the quants (the repacked kernels fold the weights' offset in with it).
+void q8_0_info(const void* xq, size_t x_rs, int n_tokens, int64_t nb, float* dy, int32_t* sy) {
+  for (int t = 0; t < n_tokens; ++t) {
+    const BlockQ8_0* b = (const BlockQ8_0*)((const char*)xq + t * x_rs);
+    for (int64_t g = 0; g < nb; ++g) {
+      int32_t s = 0;
+      for (int j = 0; j < kQK; ++j) s += b[g].qs[j];
+      dy[t * nb + g] = fp16_to_fp32(b[g].d);
+      sy[t * nb + g] = s;
+    }
+  }
+}
+
+struct RepackedInfo {
+  std::vector<float> dy;
+  std::vector<int32_t> sy;
+  // fills the activation info the type's kernel reads (none for Q8_K: its blocks carry it)
+  void fill(const KernelRow& k, int64_t cols, const void* xq, size_t x_rs, int n_tokens) {
+    if (k.vec_dot_type != GgmlType::Q8_0) return;
+    const int64_t nb = cols / kQK;
+    dy.resize((size_t)(n_tokens * nb));
+    sy.resize((size_t)(n_tokens * nb));
+    q8_0_info(xq, x_rs, n_tokens, nb, dy.data(), sy.data());
+  }
+};
+
+// Panels [p0, p1) of w (rows 16 p ..), y row 0 at panel `base`.
+void gemm_repacked_panels(const Weight& w, int64_t p0, int64_t p1, int64_t r1, int64_t base, const void* xq,
+                          size_t x_rs, int n_tokens, const RepackedInfo& info, float* y, int64_t ldy,
+                          const KernelRow& k) {
+  const int64_t cols = w.ne0;
+  const size_t pb = repack_format(w.type).panel_bytes(cols);
+  const int64_t nb = cols / kQK;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int rows = (int)std::min<int64_t>(kRepackRows, r1 - p * kRepackRows);
+    k.gemm_repacked(cols, w.repacked + p * pb, xq, x_rs, info.dy.empty() ? nullptr : info.dy.data(),
+                    info.sy.empty() ? nullptr : info.sy.data(), nullptr, nb, n_tokens,
+                    y + (p - base) * kRepackRows, ldy, rows);
+  }
+}
+
 // Decode (one token): the rows of every part in contiguous runs, two a thread
 // a part (dynamic, so a preempted thread takes fewer), all in one dispatch.
 // Long contiguous runs keep the hardware prefetcher going; small scattered
 // chunks made 2 threads slower than 1.
+constexpr int kMaxDecodeParts = 4;
+
 void decode_parts(const MatmulPart* parts, const void* const* xq, int n_parts, ThreadPool& pool,
                   const KernelTable& table) {
   struct Run { int part; int64_t a, b; };
@@ -92,9 +142,17 @@ void decode_parts(const MatmulPart* parts, const void* const* xq, int n_parts, T
   thread_local std::vector<Run> runs_tls;
   std::vector<Run>& runs = runs_tls;
   runs.clear();
+  thread_local RepackedInfo info_tls[kMaxDecodeParts];
+  RepackedInfo* info = info_tls;
+  bool repacked[kMaxDecodeParts];
   for (int i = 0; i < n_parts; ++i) {
-    const int64_t n_rows = parts[i].r1 - parts[i].r0;
-    const int64_t chunk = std::max<int64_t>(16, n_rows / (2 * (int64_t)pool.size()));
+    const MatmulPart& p = parts[i];
+    const KernelRow& k = table[p.w->type];
+    repacked[i] = use_repacked(*p.w, p.r0, p.r1, k);
+    if (repacked[i]) info[i].fill(k, p.w->ne0, xq[i], row_size(k.vec_dot_type, p.w->ne0), 1);
+    const int64_t n_rows = p.r1 - p.r0;
+    int64_t chunk = std::max<int64_t>(16, n_rows / (2 * (int64_t)pool.size()));
+    if (repacked[i]) chunk = (chunk + kRepackRows - 1) / kRepackRows * kRepackRows;  // whole panels
     for (int64_t a = 0; a < n_rows; a += chunk) runs.push_back({i, a, std::min(n_rows, a + chunk)});
   }
   pool.parallel_for((int64_t)runs.size(), 1, [&](int64_t c0, int64_t c1) {
@@ -106,7 +164,10 @@ void decode_parts(const MatmulPart* parts, const void* const* xq, int n_parts, T
       const size_t w_rs = row_size(p.w->type, cols);
       const char* wd = (const char*)p.w->data + (p.r0 + run.a) * w_rs;
       float* y = p.y + run.a;
-      if (k.gemv) k.gemv(cols, run.b - run.a, wd, w_rs, xq[run.part], y);
+      if (repacked[run.part]) {
+        const int64_t q0 = (p.r0 + run.a) / kRepackRows, q1 = (p.r0 + run.b + kRepackRows - 1) / kRepackRows;
+        gemm_repacked_panels(*p.w, q0, q1, p.r1, q0, xq[run.part], 0, 1, info[run.part], y, 0, k);
+      } else if (k.gemv) k.gemv(cols, run.b - run.a, wd, w_rs, xq[run.part], y);
       else
         for (int64_t r = 0; r < run.b - run.a; ++r) k.vec_dot(cols, y + r, wd + r * w_rs, xq[run.part]);
     }
@@ -145,6 +206,16 @@ void matmul_quantized(const Weight& w, int64_t r0, int64_t r1, const void* xq, i
   assert(k.vec_dot && cols % k.block_size == 0 && 0 <= r0 && r0 <= r1 && r1 <= w.ne1);
   const size_t w_rs = row_size(w.type, cols);
   const size_t x_rs = row_size(k.vec_dot_type, cols);
+  if (use_repacked(w, r0, r1, k) && n_tokens > 1) {
+    thread_local RepackedInfo info_tls;
+    RepackedInfo& info = info_tls;
+    info.fill(k, cols, xq, x_rs, n_tokens);
+    const int64_t p0 = r0 / kRepackRows, p1 = (r1 + kRepackRows - 1) / kRepackRows;
+    pool.parallel_for(p1 - p0, 1, [&](int64_t a, int64_t b) {
+      gemm_repacked_panels(w, p0 + a, p0 + b, r1, p0, xq, x_rs, n_tokens, info, y, ldy, k);
+    });
+    return;
+  }
   if (n_tokens >= kGemmMinTokens && k.gemm_panel &&
       (k.vec_dot_type == GgmlType::Q8_0 || k.vec_dot_type == GgmlType::Q8_K)) {
     gemm_panels(w, r0, r1, xq, x_rs, n_tokens, y, ldy, pool, k);
@@ -192,7 +263,7 @@ void matmul_many(const MatmulPart* parts, int n_parts, const float* x, int n_tok
                  const KernelTable& table) {
   // Prefill is compute-bound and its products are long: a barrier each costs
   // nothing there, and the panel GEMM splits its own work.
-  constexpr int kMaxParts = 4;
+  constexpr int kMaxParts = kMaxDecodeParts;
   if (n_tokens != 1 || n_parts > kMaxParts) {
     for (int i = 0; i < n_parts; ++i)
       matmul_rows(*parts[i].w, parts[i].r0, parts[i].r1, x, n_tokens, parts[i].y, parts[i].ldy, pool, table);

@@ -5,7 +5,13 @@
 #include <cmath>
 #include <cstring>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "base/fp16.h"
+#include "kernels/dispatch.h"
+#include "kernels/repack.h"
+#include "kernels/threadpool.h"
 #include "model/arch.h"
 #include "model/blocks.h"
 #include "model/tensor_names.h"
@@ -229,10 +235,19 @@ Status forward(const Model& m, ForwardState& st, const Batch& batch, std::vector
   }
 
   st.x.resize((size_t)nt * n);
-  const TypeTraits& et = type_traits(m.tok_embd.type);
+  const Weight& te = m.tok_embd;
+  const TypeTraits& et = type_traits(te.type);
+  std::vector<uint8_t> packed_row(te.repacked ? te.row_bytes() : 0);
   for (int t = 0; t < nt; ++t) {
     float* row = &st.x[(size_t)t * n];
-    et.to_float(m.tok_embd.row(batch.token[t]), row, n);
+    const int tok = batch.token[t];
+    if (te.repacked) {  // tied embeddings: read the output's panels, not the pages given back
+      unpack_panel_row(te.type, te.repacked + tok / kRepackRows * repack_format(te.type).panel_bytes(te.ne0),
+                       tok % kRepackRows, te.ne0, packed_row.data());
+      et.to_float(packed_row.data(), row, n);
+    } else {
+      et.to_float(te.row(tok), row, n);
+    }
     if (hp.embd_scale != 1.0f)
       for (int i = 0; i < n; ++i) row[i] *= hp.embd_scale;
   }
@@ -259,6 +274,39 @@ Status forward(const Model& m, ForwardState& st, const Batch& batch, std::vector
   matmul(m.output, rows.data(), n_out, &logits[base], st);
   if (hp.final_softcap > 0) softcap(&logits[base], n_out * hp.n_vocab, hp.final_softcap);
   return Status();
+}
+
+size_t repack_weights(Model& m, ThreadPool& pool, const KernelTable& table) {
+  std::vector<Weight*> ws;
+  for (LayerWeights& L : m.layers)
+    for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) ws.push_back(w);
+  ws.push_back(&m.output);
+  size_t total = 0;
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  for (Weight* w : ws) {
+    if (!*w || w->repacked || !table[w->type].gemm_repacked || w->ne1 < kRepackRows) continue;
+    const RepackFormat f = repack_format(w->type);
+    if (w->ne0 % f.block_values != 0) continue;
+    const int64_t n_panels = (w->ne1 + kRepackRows - 1) / kRepackRows;
+    const size_t pb = f.panel_bytes(w->ne0), rs = w->row_bytes();
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[pb * n_panels]);
+    uint8_t* dst = buf.get();
+    pool.parallel_for(n_panels, 8, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        repack_panel(w->type, w->data + p * kRepackRows * rs, rs,
+                     (int)std::min<int64_t>(kRepackRows, w->ne1 - p * kRepackRows), w->ne0, dst + p * pb);
+    });
+    // The copy replaces the mapped pages for this process: hand them back so
+    // the weights are not resident twice (the page cache may keep them).
+    const uintptr_t a = ((uintptr_t)w->data + page - 1) / page * page;
+    const uintptr_t b = ((uintptr_t)w->data + rs * w->ne1) / page * page;
+    if (b > a) madvise((void*)a, b - a, MADV_DONTNEED);
+    w->repacked = dst;
+    if (w == &m.output && m.tok_embd.data == w->data) m.tok_embd.repacked = dst;  // tied
+    m.repacked.push_back(std::move(buf));
+    total += pb * n_panels;
+  }
+  return total;
 }
 
 }  // namespace slim

@@ -35,7 +35,16 @@ struct Model {
   std::vector<LayerWeights> layers;
   size_t n_params = 0;
   size_t weight_bytes = 0;
+  std::vector<std::unique_ptr<uint8_t[]>> repacked;  // owns the Weight::repacked panels
 };
+
+class ThreadPool;
+struct KernelTable;
+// Interleaves every matrix the forward pass multiplies with (kernels/repack.h)
+// whose type the table has panel kernels for, and lets the kernel drop the
+// mapped pages it copied from (the file stays mapped: embeddings and other
+// ISAs still read it). Returns the bytes repacked. Idempotent.
+size_t repack_weights(Model& m, ThreadPool& pool, const KernelTable& table);
 
 Result<std::shared_ptr<Model>> load_model(const std::string& path);
 Result<std::shared_ptr<Model>> load_model(std::shared_ptr<GgufFile> file);

@@ -10,6 +10,7 @@
 
 #include "base/fp16.h"
 #include "kernels/dispatch.h"
+#include "kernels/repack.h"
 #include "tensor/quant_blocks.h"
 #include "tensor/types.h"
 
@@ -343,6 +344,77 @@ TEST(Gemv, MatchesScalarVecDotPerRow) {
   }
   if (isa_available(Isa::avx512)) {
     EXPECT_GE(checked, 4 * 5 * 8);  // Q4_0, Q5_0, Q4_K and Q6_K have AVX-512 GEMVs
+  }
+}
+
+// The row-interleaved layout: every row of a packed panel unpacks to its
+// original GGUF blocks byte for byte (full and partial panels), and every
+// ISA's panel kernel equals the scalar vec_dot of each row for 1..11 tokens.
+TEST(Repacked, RoundTripAndKernelsMatchScalarVecDot) {
+  int checked = 0;
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const RepackFormat f = repack_format(t);
+    ASSERT_GT(f.block_values, 0) << type_name(t);
+    const GgmlType vt = type_traits(t).vec_dot_type;
+    for (int64_t cols : {f.block_values, 3 * f.block_values, 7 * f.block_values}) {
+      for (int n_rows : {16, 5}) {
+        SCOPED_TRACE(std::string(type_name(t)) + " cols " + std::to_string(cols) + " rows " + std::to_string(n_rows));
+        const size_t rs = row_size(t, cols);
+        auto wf = random_values(n_rows * cols, (uint32_t)(cols * 3 + n_rows));
+        for (size_t i = 0; i < wf.size(); i += 61) wf[i] *= 30.0f;
+        std::vector<uint8_t> wq(rs * n_rows);
+        type_traits(t).from_float(wf.data(), wq.data(), n_rows * cols);
+        std::vector<uint8_t> panel(f.panel_bytes(cols));
+        repack_panel(t, wq.data(), rs, n_rows, cols, panel.data());
+        std::vector<uint8_t> back(rs);
+        for (int r = 0; r < n_rows; ++r) {
+          unpack_panel_row(t, panel.data(), r, cols, back.data());
+          ASSERT_EQ(0, std::memcmp(back.data(), wq.data() + r * rs, rs)) << "row " << r;
+        }
+        const int nc = 11;
+        const size_t xs = row_size(vt, cols);
+        auto xf = random_values(nc * cols, (uint32_t)(cols + 5), 2.0f);
+        std::vector<uint8_t> xq(xs * nc);
+        type_traits(vt).from_float(xf.data(), xq.data(), nc * cols);
+        const int64_t nb = cols / 32;
+        std::vector<float> dy(nc * nb);
+        std::vector<int32_t> sy(nc * nb);
+        if (vt == GgmlType::Q8_0)
+          for (int c = 0; c < nc; ++c)
+            for (int64_t g = 0; g < nb; ++g) {
+              const BlockQ8_0& b = ((const BlockQ8_0*)(xq.data() + c * xs))[g];
+              int s = 0;
+              for (int j = 0; j < 32; ++j) s += b.qs[j];
+              dy[c * nb + g] = fp16_to_fp32(b.d);
+              sy[c * nb + g] = s;
+            }
+        for (Isa isa : available_isas()) {
+          const KernelRow& k = kernel_table(isa)[t];
+          if (!k.gemm_repacked) continue;
+          for (int n : {1, 3, nc}) {
+            const int64_t ldy = 17;
+            std::vector<float> y(n * ldy, -9.0f);
+            k.gemm_repacked(cols, panel.data(), xq.data(), xs, dy.data(), sy.data(), nullptr, nb, n, y.data(), ldy,
+                            n_rows);
+            for (int c = 0; c < n; ++c)
+              for (int r = 0; r < ldy; ++r) {
+                if (r >= n_rows) {
+                  EXPECT_EQ(y[c * ldy + r], -9.0f);  // rows past the panel's are not written
+                  continue;
+                }
+                float want;
+                type_traits(t).vec_dot(cols, &want, wq.data() + r * rs, xq.data() + c * xs);
+                const double tol = 1e-5 * magnitude(t, wq.data() + r * rs, vt, xq.data() + c * xs, cols) + 1e-6;
+                EXPECT_NEAR(y[c * ldy + r], want, tol) << isa_name(isa) << " tokens " << n << " c " << c << " r " << r;
+                ++checked;
+              }
+          }
+        }
+      }
+    }
+  }
+  if (isa_available(Isa::avx512)) {
+    EXPECT_GT(checked, 0);  // the AVX-512 table has the repacked kernels
   }
 }
 
