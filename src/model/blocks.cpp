@@ -173,7 +173,8 @@ void ffn_block(const Model& m, int il, ForwardState& st, int nt, const float* x,
   const float* b = st.ffn_b.data();
   const size_t n = (size_t)nt * nff;
   const bool gelu = m.arch->ffn_act == FfnAct::GeluTanh;
-  pool_of(st).parallel_for((int64_t)n, 4096, [&](int64_t i0, int64_t i1) {
+  // one token's activation is cheaper than waking the pool for it
+  pool_of(st).parallel_for((int64_t)n, 16384, [&](int64_t i0, int64_t i1) {
     if (gelu) {
       for (int64_t i = i0; i < i1; ++i) a[i] = gelu_tanh(a[i]) * b[i];
     } else {

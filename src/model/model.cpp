@@ -291,16 +291,22 @@ size_t repack_weights(Model& m, ThreadPool& pool, const KernelTable& table) {
     const size_t pb = f.panel_bytes(w->ne0), rs = w->row_bytes();
     std::unique_ptr<uint8_t[]> buf(new uint8_t[pb * n_panels]);
     uint8_t* dst = buf.get();
-    pool.parallel_for(n_panels, 8, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p)
-        repack_panel(w->type, w->data + p * kRepackRows * rs, rs,
-                     (int)std::min<int64_t>(kRepackRows, w->ne1 - p * kRepackRows), w->ne0, dst + p * pb);
-    });
-    // The copy replaces the mapped pages for this process: hand them back so
-    // the weights are not resident twice (the page cache may keep them).
-    const uintptr_t a = ((uintptr_t)w->data + page - 1) / page * page;
-    const uintptr_t b = ((uintptr_t)w->data + rs * w->ne1) / page * page;
-    if (b > a) madvise((void*)a, b - a, MADV_DONTNEED);
+    // In slices of about 8 MiB of source rows, each handed back once copied:
+    // the copy replaces the mapped pages for this process, and the weights are
+    // never resident twice over more than a slice (the page cache may keep them).
+    const int64_t slice = std::max<int64_t>(1, ((int64_t)8 << 20) / (int64_t)(rs * kRepackRows));
+    for (int64_t s0 = 0; s0 < n_panels; s0 += slice) {
+      const int64_t s1 = std::min(n_panels, s0 + slice);
+      pool.parallel_for(s1 - s0, 8, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = s0 + p0; p < s0 + p1; ++p)
+          repack_panel(w->type, w->data + p * kRepackRows * rs, rs,
+                       (int)std::min<int64_t>(kRepackRows, w->ne1 - p * kRepackRows), w->ne0, dst + p * pb);
+      });
+      const uint8_t* lo = w->data + s0 * kRepackRows * rs;
+      const uint8_t* hi = w->data + std::min<int64_t>(w->ne1, s1 * kRepackRows) * (int64_t)rs;
+      const uintptr_t a = ((uintptr_t)lo + page - 1) / page * page, b = (uintptr_t)hi / page * page;
+      if (b > a) madvise((void*)a, b - a, MADV_DONTNEED);
+    }
     w->repacked = dst;
     if (w == &m.output && m.tok_embd.data == w->data) m.tok_embd.repacked = dst;  // tied
     m.repacked.push_back(std::move(buf));
