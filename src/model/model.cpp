@@ -237,7 +237,8 @@ Status forward(const Model& m, ForwardState& st, const Batch& batch, std::vector
   st.x.resize((size_t)nt * n);
   const Weight& te = m.tok_embd;
   const TypeTraits& et = type_traits(te.type);
-  std::vector<uint8_t> packed_row(te.repacked ? te.row_bytes() : 0);
+  thread_local std::vector<uint8_t> packed_row;  // no allocation per token
+  if (te.repacked) packed_row.resize(te.row_bytes());
   for (int t = 0; t < nt; ++t) {
     float* row = &st.x[(size_t)t * n];
     const int tok = batch.token[t];
