@@ -1,7 +1,8 @@
 // Micro-benchmarks of the kernels per ISA and type:
 //   matvec/<isa>/<type>   one thread, rows x vec_dot over a 4096 x 4096 weight;
 //                         bytes_per_second = weight bytes streamed (GB/s)
-//   gemv/<isa>/<type>     one thread, the decode GEMV (where the ISA has one) over the same weight
+//   repacked/<isa>/<type> one thread, one token over the same weight in 16-row panels
+//                         (kernels/repack.h; where the ISA has the kernels)
 //   matmul/<isa>/<type>/<tokens>  matmul() on the default pool; items = tokens
 //   quantize/<isa>/<type> activation conversion of a 4096-float row
 // Filter with --benchmark_filter, e.g. 'matvec/avx2/.*'.
@@ -11,9 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "base/fp16.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
+#include "kernels/repack.h"
 #include "kernels/threadpool.h"
+#include "tensor/quant_blocks.h"
 
 namespace slim {
 namespace {
@@ -61,18 +65,35 @@ void bm_matvec(benchmark::State& st, Isa isa, GgmlType t) {
   st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)f.w.size());
 }
 
-void bm_gemv(benchmark::State& st, Isa isa, GgmlType t) {
-  const KernelTable& kt = kernel_table(isa);
+void bm_repacked(benchmark::State& st, Isa isa, GgmlType t) {
+  const KernelRow& k = kernel_table(isa)[t];
   const Fixture& f = fixture(t);
-  const GgmlType vt = kt[t].vec_dot_type;
+  const GgmlType vt = k.vec_dot_type;
   std::vector<uint8_t> xq(row_size(vt, kCols));
-  kt[vt].from_float(f.x.data(), xq.data(), kCols);
+  kernel_table(isa)[vt].from_float(f.x.data(), xq.data(), kCols);
+  const size_t pb = repack_format(t).panel_bytes(kCols), rs = row_size(t, kCols);
+  std::vector<uint8_t> panels(pb * (kRows / kRepackRows));
+  for (int64_t p = 0; p < kRows / kRepackRows; ++p)
+    repack_panel(t, f.w.data() + p * kRepackRows * rs, rs, kRepackRows, kCols, panels.data() + p * pb);
+  // the activation scale and quant sum per 32-value block (read by the Q8_0-activation kernels)
+  const int64_t nb = kCols / 32;
+  std::vector<float> dy(nb);
+  std::vector<int32_t> sy(nb);
+  if (vt == GgmlType::Q8_0)
+    for (int64_t g = 0; g < nb; ++g) {
+      const BlockQ8_0& b = ((const BlockQ8_0*)xq.data())[g];
+      dy[g] = fp16_to_fp32(b.d);
+      sy[g] = 0;
+      for (int j = 0; j < 32; ++j) sy[g] += b.qs[j];
+    }
   std::vector<float> y(kRows);
   for (auto _ : st) {
-    kt[t].gemv(kCols, kRows, f.w.data(), row_size(t, kCols), xq.data(), y.data());
+    for (int64_t p = 0; p < kRows / kRepackRows; ++p)
+      k.gemm_repacked(kCols, panels.data() + p * pb, xq.data(), 0, dy.data(), sy.data(), nullptr, nb, 1,
+                      y.data() + p * kRepackRows, 0, kRepackRows);
     benchmark::DoNotOptimize(y.data());
   }
-  st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)f.w.size());
+  st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)panels.size());
 }
 
 void bm_matmul(benchmark::State& st, Isa isa, GgmlType t, int n_tokens) {
@@ -114,8 +135,8 @@ int register_all() {
     for (GgmlType t : weights) {
       benchmark::RegisterBenchmark(("matvec/" + in + "/" + type_name(t)).c_str(), bm_matvec, isa, t)
           ->Unit(benchmark::kMillisecond)->MinTime(0.3);
-      if (kernel_table(isa)[t].gemv)
-        benchmark::RegisterBenchmark(("gemv/" + in + "/" + type_name(t)).c_str(), bm_gemv, isa, t)
+      if (kernel_table(isa)[t].gemm_repacked)
+        benchmark::RegisterBenchmark(("repacked/" + in + "/" + type_name(t)).c_str(), bm_repacked, isa, t)
             ->Unit(benchmark::kMillisecond)->MinTime(0.3);
       if (isa == Isa::scalar) continue;  // the scalar matmul is the matvec above, times tokens
       for (int n : {1, 64})

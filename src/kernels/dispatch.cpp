@@ -45,12 +45,12 @@ CpuFeatures detect() {
   __cpuid_count(7, 0, a, b, c, d);
   const bool avx2 = b & (1u << 5), bmi2 = b & (1u << 8);
   const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),
-             avx512vl = b & (1u << 31), vbmi = c & (1u << 1), vnni = c & (1u << 11);
+             avx512vl = b & (1u << 31), vnni = c & (1u << 11);
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   const bool bf16 = a1 & (1u << 5);
   f.avx2 = avx2 && fma && f16c && bmi2;
-  f.avx512 = f.avx2 && os_zmm && avx512f && avx512dq && avx512bw && avx512vl && vbmi && vnni && bf16;
+  f.avx512 = f.avx2 && os_zmm && avx512f && avx512dq && avx512bw && avx512vl && vnni && bf16;
   return f;
 }
 
@@ -144,7 +144,7 @@ KernelTable build(Isa isa) {
   t.attn_f16 = {attn_scores_ref<uint16_t, cvt_f16>, attn_mix_ref<uint16_t, cvt_f16>, attn_softmax_ref};
   t.attn_q8_0 = {attn_scores_q8_0_ref, attn_mix_q8_0_ref, attn_softmax_ref};
   if (isa == Isa::avx2) fill_rows_avx2(t.rows), fill_attn_avx2(t);
-  if (isa == Isa::avx512) fill_rows_avx512(t.rows), fill_gemv_avx512(t.rows), fill_repacked_avx512(t.rows), fill_attn_avx512(t);
+  if (isa == Isa::avx512) fill_rows_avx512(t.rows), fill_repacked_avx512(t.rows), fill_attn_avx512(t);
   // after fill_attn_*: the Q8_0 loops reuse that ISA's softmax
   if (isa == Isa::avx2) fill_attn_q8_avx2(t);
   if (isa == Isa::avx512) fill_attn_q8_avx512(t);

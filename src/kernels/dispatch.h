@@ -55,16 +55,10 @@ using GemmPanelFn = void (*)(int64_t cols, const uint8_t* panel, const void* act
                              int n_rows);
 
 // A type-table row (block sizes, to_float, from_float, vec_dot, vec_dot_type)
-// whose from_float / vec_dot point at this ISA's kernels, plus the tile dot,
-// the optional decode GEMV and the optional panel GEMM.
-// Decode matrix x vector over n_rows consecutive weight rows, w_rs bytes apart:
-// y[r] = dot(row r, x), x one activation row of the type's vec_dot_type. Equal
-// to vec_dot per row up to float summation order. Null: vec_dot per row.
-using GemvFn = void (*)(int64_t cols, int64_t n_rows, const void* w, size_t w_rs, const void* x, float* y);
-
+// whose from_float / vec_dot point at this ISA's kernels, plus the tile dot
+// and the optional panel GEMMs.
 struct KernelRow : TypeTraits {
   VecDotMultiFn vec_dot_multi = nullptr;
-  GemvFn gemv = nullptr;
   // The panel GEMM over row-interleaved weights (repack.h), for any number of
   // tokens (the pack argument, the mins `my`, is unused); null: not repacked.
   GemmPanelFn gemm_repacked = nullptr;

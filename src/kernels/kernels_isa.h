@@ -8,7 +8,6 @@ namespace slim {
 
 void fill_rows_avx2(KernelRow* rows);
 void fill_rows_avx512(KernelRow* rows);
-void fill_gemv_avx512(KernelRow* rows);
 void fill_repacked_avx512(KernelRow* rows);  // after fill_rows_avx512: uses its vec_dots
 void fill_attn_avx2(KernelTable& t);
 void fill_attn_avx512(KernelTable& t);

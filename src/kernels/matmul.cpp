@@ -168,9 +168,9 @@ void decode_parts(const MatmulPart* parts, const void* const* xq, int n_parts, T
       if (repacked[run.part]) {
         const int64_t q0 = (p.r0 + run.a) / kRepackRows, q1 = (p.r0 + run.b + kRepackRows - 1) / kRepackRows;
         gemm_repacked_panels(*p.w, q0, q1, p.r1, q0, xq[run.part], 0, 1, info[run.part], y, 0, k);
-      } else if (k.gemv) k.gemv(cols, run.b - run.a, wd, w_rs, xq[run.part], y);
-      else
+      } else {
         for (int64_t r = 0; r < run.b - run.a; ++r) k.vec_dot(cols, y + r, wd + r * w_rs, xq[run.part]);
+      }
     }
   });
 }

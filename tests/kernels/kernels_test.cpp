@@ -300,53 +300,6 @@ TEST(AttnKernels, SoftmaxMatchesScalar) {
   }
 }
 
-// The decode GEMV of every ISA that has one, against the scalar vec_dot of
-// each row: odd row counts (the 2-row step and its remainder), rows whose
-// block count is not a multiple of four (the per-block tail), values of
-// mixed magnitude, and the last row ending exactly at the end of the buffer
-// (the kernels must not read past it).
-TEST(Gemv, MatchesScalarVecDotPerRow) {
-  int checked = 0;
-  for (Isa isa : available_isas()) {
-    const KernelTable& kt = kernel_table(isa);
-    for (GgmlType t : kTypes) {
-      const KernelRow& k = kt[t];
-      if (!k.gemv) continue;
-      const TypeTraits& ref = type_traits(t);
-      const GgmlType vt = ref.vec_dot_type;
-      const int64_t bs = ref.block_size;
-      for (int64_t cols : {bs, 3 * bs, 4 * bs, 7 * bs, 28 * bs}) {
-        for (int n_rows : {1, 2, 5}) {
-          SCOPED_TRACE(std::string(isa_name(isa)) + " " + type_name(t) + " cols " + std::to_string(cols) +
-                       " rows " + std::to_string(n_rows));
-          const size_t w_rs = row_size(t, cols);
-          auto wf = random_values(n_rows * cols, (uint32_t)(cols + n_rows));
-          for (size_t i = 0; i < wf.size(); i += 97) wf[i] *= 40.0f;  // outliers stretch the scales
-          auto xf = random_values(cols, (uint32_t)(3 * cols + 1), 2.0f);
-          // exactly the rows' bytes on the heap: ASan catches a read past the end
-          std::vector<uint8_t> wq(w_rs * n_rows);
-          ref.from_float(wf.data(), wq.data(), n_rows * cols);
-          std::vector<uint8_t> xq(row_size(vt, cols));
-          type_traits(vt).from_float(xf.data(), xq.data(), cols);
-          std::vector<float> y(n_rows + 1, -7.0f);
-          k.gemv(cols, n_rows, wq.data(), w_rs, xq.data(), y.data());
-          EXPECT_EQ(y[n_rows], -7.0f);  // nothing written past the rows
-          for (int r = 0; r < n_rows; ++r) {
-            float want;
-            ref.vec_dot(cols, &want, wq.data() + r * w_rs, xq.data());
-            const double tol = 1e-5 * magnitude(t, wq.data() + r * w_rs, vt, xq.data(), cols) + 1e-6;
-            EXPECT_NEAR(y[r], want, tol) << "row " << r;
-            ++checked;
-          }
-        }
-      }
-    }
-  }
-  if (isa_available(Isa::avx512)) {
-    EXPECT_GE(checked, 4 * 5 * 8);  // Q4_0, Q5_0, Q4_K and Q6_K have AVX-512 GEMVs
-  }
-}
-
 // The row-interleaved layout: every row of a packed panel unpacks to its
 // original GGUF blocks byte for byte (full and partial panels), and every
 // ISA's panel kernel equals the scalar vec_dot of each row for 1..11 tokens.
