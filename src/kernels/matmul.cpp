@@ -25,6 +25,21 @@ int64_t rows_per_chunk(int64_t rows, int n_threads) {
 // packing a panel costs about as much as one token's dot products.
 constexpr int kGemmMinTokens = 16;
 
+// Tokens [t0, t1) of Q8_0 activations (rows x_rs bytes apart), per 32-value
+// block: the scale, and the sum of the quants the kernels fold the weights'
+// offset in with.
+void q8_0_info(const void* xq, size_t x_rs, int64_t t0, int64_t t1, int64_t nb, float* dy, int32_t* sy) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const BlockQ8_0* b = (const BlockQ8_0*)((const char*)xq + t * x_rs);
+    for (int64_t g = 0; g < nb; ++g) {
+      int32_t s = 0;
+      for (int j = 0; j < kQK; ++j) s += b[g].qs[j];
+      dy[t * nb + g] = fp16_to_fp32(b[g].d);
+      sy[t * nb + g] = s;
+    }
+  }
+}
+
 // Panel GEMM: activations already converted (xq, n_tokens rows of x_rs bytes
 // of Q8_0 or Q8_K); rows [r0, r1) of w packed 16 at a time per work item, and
 // every token tile of kGemmTokens runs over the packed panel while it sits in cache.
@@ -43,23 +58,19 @@ void gemm_panels(const Weight& w, int64_t r0, int64_t r1, const void* xq, size_t
   int32_t* syp = sy.data();
   const bool q8k = k.vec_dot_type == GgmlType::Q8_K;
   pool.parallel_for(n_tokens, 16, [&](int64_t t0, int64_t t1) {
+    if (!q8k) {
+      q8_0_info(xq, x_rs, t0, t1, ng, dyp, syp);
+      return;
+    }
     for (int64_t t = t0; t < t1; ++t) {
-      const char* row = (const char*)xq + t * x_rs;
-      for (int64_t g = 0; g < ng; ++g) {
-        if (q8k) {  // bsums hold sums of 16
-          const int64_t v = g * f.group;
-          const BlockQ8_K& b = ((const BlockQ8_K*)row)[v / kQKK];
-          int32_t s = 0;
-          for (int i = 0; i < f.group / 16; ++i) s += b.bsums[(v % kQKK) / 16 + i];
-          dyp[t * ng + g] = b.d;
-          myp[t * ng + g] = b.d * (float)s;
-        } else {
-          const BlockQ8_0& b = ((const BlockQ8_0*)row)[g];
-          int32_t s = 0;
-          for (int j = 0; j < kQK; ++j) s += b.qs[j];
-          dyp[t * ng + g] = fp16_to_fp32(b.d);
-          syp[t * ng + g] = s;
-        }
+      const BlockQ8_K* row = (const BlockQ8_K*)((const char*)xq + t * x_rs);
+      for (int64_t g = 0; g < ng; ++g) {  // bsums hold sums of 16
+        const int64_t v = g * f.group;
+        const BlockQ8_K& b = row[v / kQKK];
+        int32_t s = 0;
+        for (int i = 0; i < f.group / 16; ++i) s += b.bsums[(v % kQKK) / 16 + i];
+        dyp[t * ng + g] = b.d;
+        myp[t * ng + g] = b.d * (float)s;
       }
     }
   });
@@ -87,20 +98,6 @@ bool use_repacked(const Weight& w, int64_t r0, int64_t r1, const KernelRow& k) {
   return w.repacked && k.gemm_repacked && r0 % kRepackRows == 0 && (r1 % kRepackRows == 0 || r1 == w.ne1);
 }
 
-// Per token and 32-value block of Q8_0 activations: the scale and the sum of
-// the quants (the repacked kernels fold the weights' offset in with it).
-void q8_0_info(const void* xq, size_t x_rs, int n_tokens, int64_t nb, float* dy, int32_t* sy) {
-  for (int t = 0; t < n_tokens; ++t) {
-    const BlockQ8_0* b = (const BlockQ8_0*)((const char*)xq + t * x_rs);
-    for (int64_t g = 0; g < nb; ++g) {
-      int32_t s = 0;
-      for (int j = 0; j < kQK; ++j) s += b[g].qs[j];
-      dy[t * nb + g] = fp16_to_fp32(b[g].d);
-      sy[t * nb + g] = s;
-    }
-  }
-}
-
 struct RepackedInfo {
   std::vector<float> dy;
   std::vector<int32_t> sy;
@@ -110,7 +107,7 @@ struct RepackedInfo {
     const int64_t nb = cols / kQK;
     dy.resize((size_t)(n_tokens * nb));
     sy.resize((size_t)(n_tokens * nb));
-    q8_0_info(xq, x_rs, n_tokens, nb, dy.data(), sy.data());
+    q8_0_info(xq, x_rs, 0, n_tokens, nb, dy.data(), sy.data());
   }
 };
 

@@ -9,9 +9,11 @@
 // rules, x is first converted once per call to the weight type's vec_dot_type
 // (Q8_0, Q8_1, Q8_K, F16, BF16 or F32) and the dot products run on those
 // blocks, so results match llama.cpp to float rounding. Rows are split across
-// the pool's threads in dynamically scheduled chunks; with n_tokens > 1 each
-// weight block is unpacked once and used for up to kMaxTileTokens tokens, and
-// a chunk of rows stays in cache while all tokens pass over it (prefill).
+// the pool's threads in dynamically scheduled chunks. A weight with 16-row
+// panels (Weight::repacked, kernels/repack.h) is read from them for any
+// number of tokens when the table has the kernels; otherwise, with n_tokens > 1
+// each weight block is unpacked once and used for several tokens, and a chunk
+// of rows stays in cache while all tokens pass over it (prefill).
 // The kernels come from kernels() (dispatch.h) unless a table is given.
 #pragma once
 
