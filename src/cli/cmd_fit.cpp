@@ -32,7 +32,7 @@ CommandRun register_fit(CLI::App& app) {
   return [o]() {
     auto path = resolve_model(o->model);
     if (!path) return fail(path.error());
-    auto kv = parse_kv_type(o->cache_type);
+    auto kv = parse_cache_type(o->cache_type);
     if (!kv) return fail(kv.error());
     if (o->parallel < 1) return fail(format("bad --parallel %d", o->parallel));
     if (o->n_batch < 1) return fail(format("bad --batch-size %d", o->n_batch));
@@ -54,7 +54,7 @@ CommandRun register_fit(CLI::App& app) {
     }
     const int trained = model.hp.n_ctx_train;
     PlanParams p;
-    p.kv_type = *kv;
+    p.cache_type = *kv;
     p.n_seq = o->parallel;
     p.n_batch = o->n_batch;
     if (o->ctx.empty()) {
@@ -77,7 +77,7 @@ CommandRun register_fit(CLI::App& app) {
                           : r.verdict == Verdict::FitsSmallerContext ? "fits with a smaller context"
                                                                      : "does not fit";
     if (o->json) {
-      nlohmann::json j = {{"model", *path}, {"n_ctx", p.n_ctx}, {"parallel", p.n_seq}, {"cache_type", kv_type_name(p.kv_type)},
+      nlohmann::json j = {{"model", *path}, {"n_ctx", p.n_ctx}, {"parallel", p.n_seq}, {"cache_type", cache_type_name(p.cache_type)},
                           {"n_batch", p.n_batch}, {"weights", r.plan.weights}, {"kv_cache", r.plan.kv_cache},
                           {"compute", r.plan.compute}, {"overhead", r.plan.overhead}, {"total", r.plan.total()},
                           {"available", avail}, {"verdict", verdict}, {"largest_ctx", r.largest_ctx},
@@ -88,7 +88,7 @@ CommandRun register_fit(CLI::App& app) {
     auto hs = [](uint64_t b) { return human_size((double)b); };
     std::printf("model:      %s (%s, %.2fM parameters)\n", path->c_str(), model.hp.arch.c_str(), model.n_params / 1e6);
     std::printf("settings:   -c %d x %d slot%s, %s KV cache, batch %d\n", p.n_ctx, p.n_seq, p.n_seq == 1 ? "" : "s",
-                kv_type_name(p.kv_type), p.n_batch);
+                cache_type_name(p.cache_type), p.n_batch);
     std::printf("weights:    %10s  (mapped file bytes touched)\n", hs(r.plan.weights).c_str());
     std::printf("KV cache:   %10s\n", hs(r.plan.kv_cache).c_str());
     std::printf("compute:    %10s  (scratch for %d tokens, logits, sampler)\n", hs(r.plan.compute).c_str(),

@@ -47,7 +47,7 @@ Result<std::unique_ptr<Engine>> load_engine(const ModelOptions& o) {
     p.n_ctx = std::min(trained > 0 ? trained : kDefaultCtx, kDefaultCtx);
   }
   // Refuse a configuration that will not fit before allocating it.
-  PlanParams plan{p.n_ctx, p.n_seq, p.n_batch, kv_type_of(p.cache_type)};
+  PlanParams plan{p.n_ctx, p.n_seq, p.n_batch, p.cache_type};
   auto ctx = plan_run(*path, plan, o.n_ctx == kAutoCtx);
   if (!ctx) return Status::error(ctx.error());
   p.n_ctx = *ctx;

@@ -388,7 +388,7 @@ std::shared_ptr<Server::Impl::Lease> Server::Impl::acquire(const std::string& re
     }
   }
   // The memory planner decides before anything big is allocated.
-  PlanParams plan{p.n_ctx, p.n_seq, p.n_batch, kv_type_of(p.cache_type)};
+  PlanParams plan{p.n_ctx, p.n_seq, p.n_batch, p.cache_type};
   auto ctx = plan_run(path, plan, false);
   if (!ctx) throw ApiError{507, "model '" + name + "' does not fit in memory: " + ctx.error(), "server_error", "insufficient_memory"};
   p.n_ctx = *ctx;

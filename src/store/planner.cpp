@@ -50,33 +50,6 @@ uint64_t runtime_baseline_bytes() {
   return baseline;
 }
 
-Result<KvType> parse_kv_type(const std::string& s) {
-  if (s == "f32") return KvType::F32;
-  if (s == "f16") return KvType::F16;
-  if (s == "q8_0") return KvType::Q8_0;
-  return Status::error("unknown cache type '" + s + "' (expected f16, f32 or q8_0)");
-}
-
-const char* kv_type_name(KvType t) { return t == KvType::F32 ? "f32" : t == KvType::F16 ? "f16" : "q8_0"; }
-
-KvType kv_type_of(CacheType t) {
-  switch (t) {
-    case CacheType::F32: return KvType::F32;
-    case CacheType::F16: return KvType::F16;
-    case CacheType::Q8_0: return KvType::Q8_0;
-  }
-  return KvType::F16;
-}
-
-uint64_t kv_row_bytes(KvType t, int64_t n) {
-  switch (t) {
-    case KvType::F32: return 4 * (uint64_t)n;
-    case KvType::F16: return 2 * (uint64_t)n;
-    case KvType::Q8_0: return 34 * (uint64_t)((n + 31) / 32);
-  }
-  return 0;
-}
-
 MemoryPlan plan_memory(const Model& m, const PlanParams& p) {
   const HParams& hp = m.hp;
   const GgufFile& f = *m.file;
@@ -90,8 +63,8 @@ MemoryPlan plan_memory(const Model& m, const PlanParams& p) {
 
   // KV cache: every layer holds n_ctx cells per sequence.
   const uint64_t cells = (uint64_t)p.n_ctx * p.n_seq;
-  const uint64_t k_layer = cells * kv_row_bytes(p.kv_type, hp.n_embd_k());
-  const uint64_t v_layer = cells * kv_row_bytes(p.kv_type, hp.n_embd_v());
+  const uint64_t k_layer = cells * cache_row_bytes(p.cache_type, hp.n_embd_k());
+  const uint64_t v_layer = cells * cache_row_bytes(p.cache_type, hp.n_embd_v());
   plan.kv_cache = (uint64_t)hp.n_layer * (k_layer + v_layer);
 
   // Compute: the ForwardState rows for a full batch (see model/blocks.cpp).

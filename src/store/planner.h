@@ -19,19 +19,11 @@
 
 namespace slim {
 
-enum class KvType { F32, F16, Q8_0 };
-Result<KvType> parse_kv_type(const std::string& s);
-const char* kv_type_name(KvType t);
-// Bytes of one cached row of n values (Q8_0: 34 bytes a block of 32).
-uint64_t kv_row_bytes(KvType t, int64_t n);
-// The plan's name for the cache type a model runs with.
-KvType kv_type_of(CacheType t);
-
 struct PlanParams {
   int n_ctx = 4096;
   int n_seq = 1;        // parallel slots
   int n_batch = 512;    // prompt tokens per forward pass
-  KvType kv_type = KvType::F16;
+  CacheType cache_type = CacheType::F16;  // sized by model.h's cache_row_bytes
 };
 
 // Resident bytes of this process the first time it is called (memoized):

@@ -53,15 +53,15 @@ TEST(StoreNames, ParseAndSuggest) {
 }
 
 TEST(PlannerSizes, CacheTypesAndSizes) {
-  EXPECT_EQ(kv_row_bytes(KvType::F32, 256), 1024u);
-  EXPECT_EQ(kv_row_bytes(KvType::F16, 256), 512u);
-  EXPECT_EQ(kv_row_bytes(KvType::Q8_0, 256), 8u * 34);
+  EXPECT_EQ(cache_row_bytes(CacheType::F32, 256), 1024u);
+  EXPECT_EQ(cache_row_bytes(CacheType::F16, 256), 512u);
+  EXPECT_EQ(cache_row_bytes(CacheType::Q8_0, 256), 8u * 34);
   EXPECT_EQ(parse_size("8G").value(), 8ull << 30);
   EXPECT_EQ(parse_size("1.5GiB").value(), 3ull << 29);
   EXPECT_EQ(parse_size("512M").value(), 512ull << 20);
   EXPECT_EQ(parse_size("1000").value(), 1000u);
   EXPECT_FALSE(parse_size("lots").ok());
-  EXPECT_FALSE(parse_kv_type("q4_0").ok());
+  EXPECT_FALSE(parse_cache_type("q4_0").ok());
 }
 
 TEST(PlannerSizes, KvCacheMatchesTheModelsOwnSizing) {
@@ -75,10 +75,9 @@ TEST(PlannerSizes, KvCacheMatchesTheModelsOwnSizing) {
   const uint64_t model_bytes = kv_cache_bytes((*m)->hp, 1000, 3, CacheType::F16);
   EXPECT_GE(plan.kv_cache, model_bytes);
   EXPECT_LE(plan.kv_cache, model_bytes + model_bytes / (*m)->hp.n_layer);  // + the prototype layer
-  p.kv_type = KvType::Q8_0;
+  p.cache_type = CacheType::Q8_0;
   EXPECT_LT(plan_memory(**m, p).kv_cache, plan.kv_cache * 6 / 10);
   // the Q8_0 plan is the cache make_kv_cache(..., CacheType::Q8_0) builds
-  EXPECT_EQ(kv_type_of(CacheType::Q8_0), KvType::Q8_0);
   const uint64_t q8_bytes = kv_cache_bytes((*m)->hp, 1000, 3, CacheType::Q8_0);
   EXPECT_GE(plan_memory(**m, p).kv_cache, q8_bytes);
   EXPECT_LE(plan_memory(**m, p).kv_cache, q8_bytes + q8_bytes / (*m)->hp.n_layer);
