@@ -141,13 +141,19 @@ void decode_parts(const MatmulPart* parts, const void* const* xq, int n_parts, T
   std::vector<Run>& runs = runs_tls;
   runs.clear();
   thread_local RepackedInfo info_tls[kMaxDecodeParts];
-  RepackedInfo* info = info_tls;
+  const RepackedInfo* info[kMaxDecodeParts] = {};
   bool repacked[kMaxDecodeParts];
   for (int i = 0; i < n_parts; ++i) {
     const MatmulPart& p = parts[i];
     const KernelRow& k = table[p.w->type];
     repacked[i] = use_repacked(*p.w, p.r0, p.r1, k);
-    if (repacked[i]) info[i].fill(k, p.w->ne0, xq[i], row_size(k.vec_dot_type, p.w->ne0), 1);
+    // parts sharing converted activations (Q, K and V) share their info
+    for (int j = 0; j < i && repacked[i] && !info[i]; ++j)
+      if (info[j] && xq[j] == xq[i]) info[i] = info[j];
+    if (repacked[i] && !info[i]) {
+      info_tls[i].fill(k, p.w->ne0, xq[i], row_size(k.vec_dot_type, p.w->ne0), 1);
+      info[i] = &info_tls[i];
+    }
     const int64_t n_rows = p.r1 - p.r0;
     int64_t chunk = std::max<int64_t>(16, (n_rows + pool.size() - 1) / pool.size());
     if (repacked[i]) chunk = (chunk + kRepackRows - 1) / kRepackRows * kRepackRows;  // whole panels
@@ -164,7 +170,7 @@ void decode_parts(const MatmulPart* parts, const void* const* xq, int n_parts, T
       float* y = p.y + run.a;
       if (repacked[run.part]) {
         const int64_t q0 = (p.r0 + run.a) / kRepackRows, q1 = (p.r0 + run.b + kRepackRows - 1) / kRepackRows;
-        gemm_repacked_panels(*p.w, q0, q1, p.r1, q0, xq[run.part], 0, 1, info[run.part], y, 0, k);
+        gemm_repacked_panels(*p.w, q0, q1, p.r1, q0, xq[run.part], 0, 1, *info[run.part], y, 0, k);
       } else {
         for (int64_t r = 0; r < run.b - run.a; ++r) k.vec_dot(cols, y + r, wd + r * w_rs, xq[run.part]);
       }
