@@ -93,12 +93,19 @@ struct AttnKernels {
   AttnMixFn mix = nullptr;
   AttnSoftmaxFn softmax = nullptr;
 };
+
+// The FFN's SwiGLU: out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + e^-x);
+// out may be gate. The vector forms use a polynomial exp within a few ulp of
+// expf, as ggml's vector silu does.
+using SwigluFn = void (*)(int64_t n, const float* gate, const float* up, float* out);
+void swiglu_ref(int64_t n, const float* gate, const float* up, float* out);
 // The scalar softmax (the twin every ISA's is tested against).
 void attn_softmax_ref(int64_t n, float* s, float scale, float cap);
 
 struct KernelTable {
   Isa isa = Isa::scalar;
   AttnKernels attn_f32, attn_f16, attn_q8_0;  // by KV cache type
+  SwigluFn swiglu = swiglu_ref;
   KernelRow rows[(size_t)GgmlType::COUNT];
   const KernelRow& operator[](GgmlType t) const { return rows[(size_t)t]; }
 };

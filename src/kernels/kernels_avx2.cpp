@@ -178,7 +178,7 @@ void fill_rows_avx2(KernelRow* rows) {
   rows[(size_t)GgmlType::Q8_K].from_float = quantize_q8_k;
 }
 
-void fill_attn_avx2(KernelTable& t) {
+void fill_float_avx2(KernelTable& t) {
   using namespace avx2;
   t.attn_f32 = {attn_scores<float>, attn_mix<float>, attn_softmax_ref};
   t.attn_f16 = {attn_scores<uint16_t>, attn_mix<uint16_t>, attn_softmax_ref};

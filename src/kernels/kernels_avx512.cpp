@@ -375,6 +375,17 @@ void attn_softmax(int64_t n, float* s, float scale, float cap) {
   for (; j < n; ++j) s[j] *= _mm512_cvtss_f32(inv);
 }
 
+void swiglu(int64_t n, const float* gate, const float* up, float* out) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    const __m512 x = _mm512_maskz_loadu_ps(k, gate + i);
+    // e^-x overflows to inf for x < -88: x / inf = -0, silu's limit
+    const __m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(k, up + i)));
+  }
+}
+
 }  // namespace
 }  // namespace avx512
 
@@ -414,10 +425,11 @@ void fill_rows_avx512(KernelRow* rows) {
   panel(GgmlType::Q6_K, pack_panel<GgmlType::Q6_K>, gemm_panel<16, true, 0>);
 }
 
-void fill_attn_avx512(KernelTable& t) {
+void fill_float_avx512(KernelTable& t) {
   using namespace avx512;
   t.attn_f32 = {attn_scores<float>, attn_mix<float>, attn_softmax};
   t.attn_f16 = {attn_scores<uint16_t>, attn_mix<uint16_t>, attn_softmax};
+  t.swiglu = swiglu;
 }
 
 }  // namespace slim

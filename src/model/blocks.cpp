@@ -173,12 +173,13 @@ void ffn_block(const Model& m, int il, ForwardState& st, int nt, const float* x,
   const float* b = st.ffn_b.data();
   const size_t n = (size_t)nt * nff;
   const bool gelu = m.arch->ffn_act == FfnAct::GeluTanh;
+  const SwigluFn swiglu = kernels().swiglu;
   // one token's activation is cheaper than waking the pool for it
   pool_of(st).parallel_for((int64_t)n, 16384, [&](int64_t i0, int64_t i1) {
     if (gelu) {
       for (int64_t i = i0; i < i1; ++i) a[i] = gelu_tanh(a[i]) * b[i];
     } else {
-      for (int64_t i = i0; i < i1; ++i) a[i] = silu(a[i]) * b[i];
+      swiglu(i1 - i0, a + i0, b + i0, a + i0);
     }
   });
   trace(st, "ffn_act", il, a, nt, nff);

@@ -32,9 +32,6 @@ void add_bias(float* y, const float* b, int n_tokens, int n);
 void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
           float freq_scale, const float* freq_factors, float mscale = 1.0f);
 float gelu_tanh(float x);         // ggml's table form: input and output rounded through F16
-inline float silu(float x);
 void softcap(float* x, int n, float cap);  // cap * tanh(x / cap)
-
-inline float silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
 
 }  // namespace slim

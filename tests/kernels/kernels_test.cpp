@@ -300,6 +300,28 @@ TEST(AttnKernels, SoftmaxMatchesScalar) {
   }
 }
 
+// SwiGLU of every ISA against a double-precision silu(g) * u, in place and
+// not, across the exp's range (both overflow ends) and lengths with a tail.
+TEST(FloatKernels, SwigluMatchesDouble) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (!isa_available(isa)) continue;
+    for (int n : {1, 15, 16, 33, 4864}) {
+      SCOPED_TRACE(std::string(isa_name(isa)) + " n " + std::to_string(n));
+      auto g = random_values(n, 3 * n + 1, 12.0f), u = random_values(n, 3 * n + 2, 2.0f);
+      g[0] = -200.0f;  // e^200 overflows: silu is -0
+      if (n > 1) g[1] = 150.0f;
+      std::vector<float> out(n), inplace = g;
+      kernel_table(isa).swiglu(n, g.data(), u.data(), out.data());
+      kernel_table(isa).swiglu(n, inplace.data(), u.data(), inplace.data());
+      for (int i = 0; i < n; ++i) {
+        const double want = (double)g[i] / (1.0 + std::exp(-(double)g[i])) * u[i];
+        EXPECT_NEAR(out[i], want, 1e-6 + 4e-7 * std::fabs(want)) << i << " g " << g[i];
+        EXPECT_EQ(inplace[i], out[i]) << i;
+      }
+    }
+  }
+}
+
 // The row-interleaved layout: every row of a packed panel unpacks to its
 // original GGUF blocks byte for byte (full and partial panels), and every
 // ISA's panel kernel equals the scalar vec_dot of each row for 1..11 tokens.
