@@ -126,23 +126,25 @@ void gemm_repacked_panels(const Weight& w, int64_t p0, int64_t p1, int64_t r1, i
   }
 }
 
-// Decode (one token): the rows of every part in one contiguous run a thread,
-// all parts in one dispatch (runs still go to whichever thread is free).
-// Long runs keep the prefetch streams going: on qwen2.5-0.5b Q4_0 one run a
-// thread gave 207 tokens/s, two 200, four 189, eight 177; small scattered
-// chunks once made 2 threads slower than 1.
+// Decode (one token): the rows of every part, 16 at a time (a panel), as one
+// list of items split into one contiguous share a thread (parallel_for_shares),
+// all parts in one dispatch. Long runs keep the prefetch streams going: on
+// qwen2.5-0.5b Q4_0 one run a thread gave 207 tokens/s, two 200, four 189,
+// eight 177; small scattered chunks once made 2 threads slower than 1. A
+// thread that starts late leaves the end of its share to the other.
 constexpr int kMaxDecodeParts = 4;
+// Items a stolen chunk holds at least: about 16 KiB of weights, a microsecond
+// of streaming, so the tail is balanced to within that.
+constexpr size_t kStealBytes = 16384;
 
 void decode_parts(const MatmulPart* parts, const void* const* xq, int n_parts, ThreadPool& pool,
                   const KernelTable& table) {
-  struct Run { int part; int64_t a, b; };
-  // (a reference, not the name: inside the lambda a thread_local names the worker's own)
-  thread_local std::vector<Run> runs_tls;
-  std::vector<Run>& runs = runs_tls;
-  runs.clear();
   thread_local RepackedInfo info_tls[kMaxDecodeParts];
   const RepackedInfo* info[kMaxDecodeParts] = {};
   bool repacked[kMaxDecodeParts];
+  int64_t first[kMaxDecodeParts + 1];  // part i holds items [first[i], first[i + 1])
+  first[0] = 0;
+  size_t item_bytes = 0;
   for (int i = 0; i < n_parts; ++i) {
     const MatmulPart& p = parts[i];
     const KernelRow& k = table[p.w->type];
@@ -154,26 +156,29 @@ void decode_parts(const MatmulPart* parts, const void* const* xq, int n_parts, T
       info_tls[i].fill(k, p.w->ne0, xq[i], row_size(k.vec_dot_type, p.w->ne0), 1);
       info[i] = &info_tls[i];
     }
-    const int64_t n_rows = p.r1 - p.r0;
-    int64_t chunk = std::max<int64_t>(16, (n_rows + pool.size() - 1) / pool.size());
-    if (repacked[i]) chunk = (chunk + kRepackRows - 1) / kRepackRows * kRepackRows;  // whole panels
-    for (int64_t a = 0; a < n_rows; a += chunk) runs.push_back({i, a, std::min(n_rows, a + chunk)});
+    first[i + 1] = first[i] + (p.r1 - p.r0 + kRepackRows - 1) / kRepackRows;
+    item_bytes = std::max(item_bytes, kRepackRows * row_size(p.w->type, p.w->ne0));
   }
-  pool.parallel_for((int64_t)runs.size(), 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const Run& run = runs[c];
-      const MatmulPart& p = parts[run.part];
+  const int64_t grain = std::max<int64_t>(1, (int64_t)(kStealBytes / item_bytes));
+  pool.parallel_for_shares(first[n_parts], grain, [&](int64_t i0, int64_t i1) {
+    for (int part = 0; i0 < i1; ++part) {
+      if (i0 >= first[part + 1]) continue;
+      const int64_t e = std::min(i1, first[part + 1]);
+      const MatmulPart& p = parts[part];
       const KernelRow& k = table[p.w->type];
-      const int64_t cols = p.w->ne0;
-      const size_t w_rs = row_size(p.w->type, cols);
-      const char* wd = (const char*)p.w->data + (p.r0 + run.a) * w_rs;
-      float* y = p.y + run.a;
-      if (repacked[run.part]) {
-        const int64_t q0 = (p.r0 + run.a) / kRepackRows, q1 = (p.r0 + run.b + kRepackRows - 1) / kRepackRows;
-        gemm_repacked_panels(*p.w, q0, q1, p.r1, q0, xq[run.part], 0, 1, *info[run.part], y, 0, k);
+      const int64_t n_rows = p.r1 - p.r0;
+      const int64_t a = (i0 - first[part]) * kRepackRows, b = std::min(n_rows, (e - first[part]) * kRepackRows);
+      float* y = p.y + a;
+      if (repacked[part]) {
+        const int64_t q0 = (p.r0 + a) / kRepackRows, q1 = (p.r0 + b + kRepackRows - 1) / kRepackRows;
+        gemm_repacked_panels(*p.w, q0, q1, p.r1, q0, xq[part], 0, 1, *info[part], y, 0, k);
       } else {
-        for (int64_t r = 0; r < run.b - run.a; ++r) k.vec_dot(cols, y + r, wd + r * w_rs, xq[run.part]);
+        const int64_t cols = p.w->ne0;
+        const size_t w_rs = row_size(p.w->type, cols);
+        const char* wd = (const char*)p.w->data + (p.r0 + a) * w_rs;
+        for (int64_t r = 0; r < b - a; ++r) k.vec_dot(cols, y + r, wd + r * w_rs, xq[part]);
       }
+      i0 = e;
     }
   });
 }

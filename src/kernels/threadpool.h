@@ -42,10 +42,21 @@ class ThreadPool {
   // that never starts is not waited for).
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
 
+  // Calls fn(begin, end) over [0, n), n < 2^31, split into one contiguous
+  // share a thread. A thread walks its own share front to back in chunks of
+  // half what is left (at least `grain`), then takes such chunks from the
+  // back of the other shares. Memory-bound decode wants this: each thread
+  // streams one long run, and one that starts late or runs slow leaves the end
+  // of its share to the others instead of being waited for at the barrier.
+  // As in parallel_for, a thread that never starts is not waited for.
+  void parallel_for_shares(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+
  private:
   void worker_main(int ith);
   // Publishes job_ / all_ under a new generation and wakes the workers.
   void start_job(const std::function<void(int, int)>* fn, bool all);
+  // After the caller's part of a parallel_for: closes the job and waits for the threads inside.
+  void finish_job();
 
   int n_threads_ = 1;
   std::vector<std::thread> threads_;
@@ -58,6 +69,12 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};          // workers blocked in the futex
   std::atomic<int> caller_sleeping_{0};   // the caller blocked waiting for state_ / pending_
   std::atomic<bool> stop_{false};
+  // parallel_for_shares: per thread, the front and back of its share's
+  // unclaimed part (front in the high 32 bits), one cache line each
+  struct alignas(64) Share {
+    std::atomic<uint64_t> span{0};
+  };
+  std::vector<Share> shares_;
 };
 
 }  // namespace slim

@@ -55,6 +55,42 @@ TEST(ThreadPool, ParallelForCoversEachIndexOnce) {
   }
 }
 
+// Shares: every index exactly once, chunks ascending within a call, for
+// sizes below, at and past one share a thread; and when the caller is held
+// back, the workers take the end of its share (stealing really happens).
+TEST(ThreadPool, ParallelForSharesCoversEachIndexOnce) {
+  for (int nt : {1, 2, 3}) {
+    ThreadPool pool(nt);
+    for (int64_t n : {0, 1, 2, 7, 64, 1000, 12345}) {
+      for (int64_t grain : {1, 3, 16, 100000}) {
+        std::vector<std::atomic<int>> seen((size_t)n);
+        pool.parallel_for_shares(n, grain, [&](int64_t b, int64_t e) {
+          EXPECT_LT(b, e);
+          for (int64_t i = b; i < e; ++i) seen[(size_t)i].fetch_add(1);
+        });
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(seen[(size_t)i].load(), 1) << "threads=" << nt << " n=" << n << " grain=" << grain << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, ParallelForSharesStealsFromASlowThread) {
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int64_t> by_worker_in_caller_share{0};
+  const int64_t n = 1000;
+  pool.parallel_for_shares(n, 1, [&](int64_t b, int64_t e) {
+    if (std::this_thread::get_id() == caller) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the caller is slow
+    } else if (b < n / 2) {
+      by_worker_in_caller_share.fetch_add(e - b);
+    }
+  });
+  // the caller's first chunk is half its share; the worker takes most of the rest
+  EXPECT_GT(by_worker_in_caller_share.load(), n / 8);
+}
+
 TEST(ThreadPool, ManyBackToBackRuns) {
   ThreadPool pool(2);
   std::atomic<int64_t> total{0};
