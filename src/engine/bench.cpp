@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -41,35 +42,48 @@ std::vector<int32_t> random_tokens(int n, int n_vocab, uint64_t seed) {
 
 }  // namespace
 
-Result<SpeedStats> bench_prefill(Engine& e, int n_prompt, int reps) {
-  if (n_prompt <= 0 || n_prompt > e.n_ctx()) return Status::error(format("prompt size %d does not fit the context %d", n_prompt, e.n_ctx()));
-  std::vector<int32_t> toks = random_tokens(n_prompt, e.model().hp.n_vocab, 1);
-  std::vector<float> logits;
-  std::vector<double> ms;
-  for (int r = 0; r <= reps; ++r) {  // the first run warms up and is not counted
-    e.clear(0);
-    auto t0 = std::chrono::steady_clock::now();
-    if (auto st = e.eval(0, toks.data(), n_prompt, logits); !st) return st;
-    if (r > 0) ms.push_back(elapsed_ms(t0));
-  }
-  e.clear(0);
-  return stats(n_prompt, ms);
-}
+namespace {
 
-Result<SpeedStats> bench_decode(Engine& e, int n_gen, int reps) {
-  if (n_gen <= 0 || n_gen > e.n_ctx()) return Status::error(format("generation size %d does not fit the context %d", n_gen, e.n_ctx()));
-  std::vector<int32_t> toks = random_tokens(n_gen, e.model().hp.n_vocab, 2);
+// Runs `test` (n tokens a run) reps + 1 times, the first a warm-up, each
+// after the cache of sequence 0 is set back to `depth` random tokens; those
+// are evaluated once, untimed, and kept between runs.
+Result<SpeedStats> timed_runs(Engine& e, int n, int reps, int depth, const std::function<Status()>& test) {
+  if (n <= 0 || depth < 0 || depth + n > e.n_ctx())
+    return Status::error(format("%d tokens after a depth of %d do not fit the context %d", n, depth, e.n_ctx()));
+  e.clear(0);
+  std::vector<int32_t> prefix = random_tokens(depth, e.model().hp.n_vocab, 3);
   std::vector<float> logits;
+  if (depth > 0)
+    if (auto st = e.eval(0, prefix.data(), depth, logits); !st) return st;
+  // reuse_prefix always leaves one token to evaluate: with one more token it keeps exactly `depth`
+  prefix.push_back(-1);
   std::vector<double> ms;
   for (int r = 0; r <= reps; ++r) {
-    e.clear(0);
+    e.reuse_prefix(0, prefix);
     auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < n_gen; ++i)
-      if (auto st = e.eval(0, &toks[i], 1, logits); !st) return st;
+    if (auto st = test(); !st) return st;
     if (r > 0) ms.push_back(elapsed_ms(t0));
   }
   e.clear(0);
-  return stats(n_gen, ms);
+  return stats(n, ms);
+}
+
+}  // namespace
+
+Result<SpeedStats> bench_prefill(Engine& e, int n_prompt, int reps, int depth) {
+  std::vector<int32_t> toks = random_tokens(n_prompt, e.model().hp.n_vocab, 1);
+  std::vector<float> logits;
+  return timed_runs(e, n_prompt, reps, depth, [&] { return e.eval(0, toks.data(), n_prompt, logits); });
+}
+
+Result<SpeedStats> bench_decode(Engine& e, int n_gen, int reps, int depth) {
+  std::vector<int32_t> toks = random_tokens(n_gen, e.model().hp.n_vocab, 2);
+  std::vector<float> logits;
+  return timed_runs(e, n_gen, reps, depth, [&] {
+    for (int i = 0; i < n_gen; ++i)
+      if (auto st = e.eval(0, &toks[i], 1, logits); !st) return st;
+    return Status();
+  });
 }
 
 namespace {

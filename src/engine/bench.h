@@ -16,10 +16,12 @@ struct SpeedStats {
   std::vector<double> samples;
 };
 
-// Prefill: n_prompt tokens into an empty cache, in batches of the engine's n_batch.
-Result<SpeedStats> bench_prefill(Engine& e, int n_prompt, int reps);
-// Decode: n_gen tokens one at a time from an empty cache (as llama-bench's tg).
-Result<SpeedStats> bench_decode(Engine& e, int n_gen, int reps);
+// Prefill: n_prompt tokens in batches of the engine's n_batch, after `depth`
+// tokens already in the cache (0: an empty cache, as llama-bench's pp).
+Result<SpeedStats> bench_prefill(Engine& e, int n_prompt, int reps, int depth = 0);
+// Decode: n_gen tokens one at a time after `depth` cached tokens (as
+// llama-bench's tg, and its -d).
+Result<SpeedStats> bench_decode(Engine& e, int n_gen, int reps, int depth = 0);
 
 // Read bandwidth in GB/s with n_threads threads, over a buffer much larger
 // than the caches. Measured once per machine and thread count and cached in

@@ -42,6 +42,11 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
   return e;
 }
 
+size_t Engine::kv_bytes_per_token() const {
+  const KvCache& kv = state_.kv;
+  return kv.k.size() * (cache_row_bytes(kv.type, kv.k_row) + cache_row_bytes(kv.type, kv.v_row));
+}
+
 void Engine::clear(int seq) {
   seq_tokens_[seq].clear();
   state_.kv.clear_seq(seq);

@@ -35,6 +35,8 @@ class Engine {
   const EngineParams& params() const { return params_; }
   int n_ctx() const { return params_.n_ctx; }
   double load_ms() const { return load_ms_; }
+  // Bytes of keys and values the cache holds for one token, over all layers.
+  size_t kv_bytes_per_token() const;
 
   // Tokens currently held in a sequence's cache.
   const std::vector<int32_t>& seq_tokens(int seq) const { return seq_tokens_[seq]; }

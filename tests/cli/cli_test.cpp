@@ -165,3 +165,48 @@ TEST(Cli, CacheTypeQ8_0) {
 
 }  // namespace
 }  // namespace slim
+
+namespace slim {
+namespace {
+
+// `slim bench --json`: the object the issue names, with figures that hang
+// together (the decode share of the roofline is tokens/s over bandwidth /
+// bytes read), at depth 0 and at -d; bad sizes are one line. The bandwidth
+// probe writes its cache into a scratch XDG_CACHE_HOME.
+TEST(Cli, BenchJson) {
+  SLIM_SHARED_FILE(model, "models/stories260K.gguf");
+  const std::string env = "XDG_CACHE_HOME=" + test::temp_dir() + "/cache ";
+  for (int depth : {0, 24}) {
+    SCOPED_TRACE("depth " + std::to_string(depth));
+    auto r = run_command(env + slim() + " bench -m " + model + " -p 32 -n 8 -r 2 -t 2 --json -d " +
+                         std::to_string(depth));
+    ASSERT_EQ(r.status, 0) << r.out;
+    auto j = nlohmann::json::parse(r.out);
+    for (const char* k : {"model", "size_bytes", "n_params", "threads", "isa", "pp", "tg", "read_bandwidth_gbs"})
+      EXPECT_TRUE(j.contains(k)) << k;
+    EXPECT_EQ(j["model"], model);
+    EXPECT_EQ(j["depth"], depth);
+    EXPECT_EQ(j["threads"], 2);
+    EXPECT_GT(j["n_params"].get<int64_t>(), 200000);  // stories260K
+    EXPECT_GT(j["size_bytes"].get<int64_t>(), 0);
+    EXPECT_EQ(j["pp"]["n_tokens"], 32);
+    EXPECT_EQ(j["tg"]["n_tokens"], 8);
+    EXPECT_GT(j["pp"]["tps_mean"].get<double>(), 0);
+    EXPECT_GE(j["pp"]["tps_sd"].get<double>(), 0);
+    EXPECT_GT(j["tg"]["tps_mean"].get<double>(), 0);
+    const double bw = j["read_bandwidth_gbs"], frac = j["tg"]["roofline_fraction"];
+    EXPECT_GT(bw, 0.1);
+    EXPECT_GT(frac, 0);
+    // tokens/s at the roofline are at least bandwidth / (weights + cache read)
+    EXPECT_LE(j["tg"]["tps_mean"].get<double>() / frac, bw * 1e9 / j["size_bytes"].get<double>() * 1.0001);
+  }
+  auto text = run_command(env + slim() + " bench -m " + model + " -p 16 -n 4 -r 1 -d 8");
+  ASSERT_EQ(text.status, 0) << text.out;
+  EXPECT_NE(text.out.find("pp16 @ d8"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("tg4 @ d8"), std::string::npos) << text.out;
+  expect_one_line_error("bench -m " + model + " -d -1", "bad test sizes");
+  expect_one_line_error("bench -m " + model + " -r 0", "bad test sizes");
+}
+
+}  // namespace
+}  // namespace slim
