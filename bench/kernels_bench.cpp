@@ -124,6 +124,27 @@ void bm_quantize(benchmark::State& st, Isa isa, GgmlType t) {
   st.SetBytesProcessed((int64_t)st.iterations() * kCols * 4);
 }
 
+// One decode step of one query head over n_keys cached keys and values (F16
+// rows of a 2-KV-head cache, head dim 64, as qwen2.5-0.5b): scores, softmax,
+// mix. Keys per second.
+void bm_attention(benchmark::State& st, Isa isa, int n_keys) {
+  const KernelTable& kt = kernel_table(isa);
+  constexpr int kDim = 64, kRow = 2 * kDim;
+  auto kf = random_values((int64_t)n_keys * kRow, 7), vf = random_values((int64_t)n_keys * kRow, 8);
+  std::vector<uint16_t> k(kf.size()), v(vf.size()), q(kDim);
+  for (size_t i = 0; i < kf.size(); ++i) k[i] = fp32_to_fp16(kf[i]), v[i] = fp32_to_fp16(vf[i]);
+  for (int i = 0; i < kDim; ++i) q[i] = fp32_to_fp16(kf[i]);
+  std::vector<float> s(n_keys), out(kDim);
+  for (auto _ : st) {
+    kt.attn_f16.scores(n_keys, kDim, q.data(), k.data(), kRow * 2, s.data());
+    kt.attn_f16.softmax(n_keys, s.data(), 0.125f, 0.0f);
+    std::fill(out.begin(), out.end(), 0.0f);
+    kt.attn_f16.mix(n_keys, kDim, s.data(), v.data(), kRow * 2, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["keys/s"] = benchmark::Counter((double)st.iterations() * n_keys, benchmark::Counter::kIsRate);
+}
+
 int register_all() {
   const GgmlType weights[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,   GgmlType::Q8_0,
                               GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,   GgmlType::Q5_1,
@@ -144,6 +165,9 @@ int register_all() {
                                      bm_matmul, isa, t, n)
             ->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime();
     }
+    for (int n : {128, 1024})
+      benchmark::RegisterBenchmark(("attention/" + in + "/f16/" + std::to_string(n)).c_str(), bm_attention, isa, n)
+          ->MinTime(0.2);
     for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K, GgmlType::F16, GgmlType::BF16})
       benchmark::RegisterBenchmark(("quantize/" + in + "/" + type_name(t)).c_str(), bm_quantize, isa, t)
           ->MinTime(0.1);

@@ -79,7 +79,7 @@ void gemm_panel_ref(GgmlType t, int64_t cols, const uint8_t* panel, const void* 
 // `stride` bytes apart, elements of the cache's type (F32, F16 or Q8_0; the
 // query is given in that same type):
 //   scores: s[j] = dot(q, k_j) for j < n_keys                 (dim values each)
-//   mix:    out[i] += sum over j of w[j] * v_j[i], j ascending (dim values each)
+//   mix:    out[i] += sum over j of w[j] * v_j[i] (dim values each; the order of the adds is the kernel's)
 // Q8_0 rows are ggml blocks (dim a multiple of 32): as ggml, the query meets
 // the keys through the integer Q8_0 x Q8_0 dot (per block d_q * d_k * sum of
 // the quant products), and V is dequantized (d * q) before it is weighted.

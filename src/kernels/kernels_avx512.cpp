@@ -132,12 +132,49 @@ inline __m512 attn_load(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu
 inline float attn_scalar(float x) { return x; }
 inline float attn_scalar(uint16_t x) { return fp16_to_fp32(x); }
 
+// The sums of 16 vectors in one: lane l of the result is the sum of the
+// lanes of v[kSum16Order[l]]. Four rounds of pairwise shuffles and adds (45
+// instructions for 16 sums) instead of a horizontal sum a vector (8 each).
+constexpr int kSum16Order[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+inline __m512 sum16(const __m512* v) {
+  __m512 t[8], u[4], w[2];
+  // halves: 128-bit lanes 0-1 hold v[j]'s partials, 2-3 v[j + 8]'s
+  for (int j = 0; j < 8; ++j)
+    t[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[j], v[j + 8], 0x44), _mm512_shuffle_f32x4(v[j], v[j + 8], 0xEE));
+  // quarters: 128-bit lane q holds v[j], v[j + 8], v[j + 4], v[j + 12]'s partials
+  for (int j = 0; j < 4; ++j)
+    u[j] = _mm512_add_ps(_mm512_shuffle_f32x4(t[j], t[j + 4], 0x88), _mm512_shuffle_f32x4(t[j], t[j + 4], 0xDD));
+  for (int j = 0; j < 2; ++j)
+    w[j] = _mm512_add_ps(_mm512_shuffle_ps(u[j], u[j + 2], 0x44), _mm512_shuffle_ps(u[j], u[j + 2], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+}
+
+// Decode's query against each cached key. The query stays in registers
+// (head dims up to 256), and keys go 16 at a time, each with its own chain of
+// FMAs, their sums gathered by sum16 into one store.
 template <class E>
 void attn_scores(int64_t n_keys, int64_t dim, const void* q, const void* k, size_t stride, float* s) {
   const E* qv = (const E*)q;
+  auto key = [&](int64_t j) { return (const E*)((const char*)k + j * stride); };
+  int64_t j = 0;
+  if (dim % 16 == 0 && dim <= 256) {
+    const int nvec = (int)(dim / 16);
+    __m512 qr[16];
+    for (int c = 0; c < nvec; ++c) qr[c] = attn_load(qv + 16 * c);
+    for (; j + 16 <= n_keys; j += 16) {
+      __m512 acc[16];
+      for (int l = 0; l < 16; ++l) {
+        const E* kv = key(j + kSum16Order[l]);
+        __m512 a = _mm512_mul_ps(qr[0], attn_load(kv));
+        for (int c = 1; c < nvec; ++c) a = _mm512_fmadd_ps(qr[c], attn_load(kv + 16 * c), a);
+        acc[l] = a;
+      }
+      _mm512_storeu_ps(s + j, sum16(acc));
+    }
+  }
   const int64_t nv = dim / 16 * 16;
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const E* kv = (const E*)((const char*)k + j * stride);
+  for (; j < n_keys; ++j) {
+    const E* kv = key(j);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < nv; i += 16) acc = _mm512_fmadd_ps(attn_load(qv + i), attn_load(kv + i), acc);
     float sum = hsum512(acc);
@@ -146,7 +183,9 @@ void attn_scores(int64_t n_keys, int64_t dim, const void* q, const void* k, size
   }
 }
 
-// out kept in registers over all keys when dim fits (head dims up to 256)
+// out kept in registers over all keys when dim fits (head dims up to 256);
+// up to 128, two sets of accumulators (even and odd keys) halve the chain of
+// dependent FMAs
 template <class E>
 void attn_mix(int64_t n_keys, int64_t dim, const float* w, const void* v, size_t stride, float* out) {
   constexpr int kMaxVec = 256 / 16;
@@ -158,16 +197,29 @@ void attn_mix(int64_t n_keys, int64_t dim, const float* w, const void* v, size_t
     return;
   }
   const int nvec = (int)(dim / 16);
-  __m512 acc[kMaxVec];
+  auto row = [&](int64_t j) { return (const E*)((const char*)v + j * stride); };
+  __m512 acc[kMaxVec], odd[kMaxVec / 2];
   for (int c = 0; c < nvec; ++c) acc[c] = attn_load_out(out + c * 16);
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const E* vv = (const E*)((const char*)v + j * stride);
+  int64_t j = 0;
+  if (nvec <= kMaxVec / 2) {
+    for (int c = 0; c < nvec; ++c) odd[c] = _mm512_setzero_ps();
+    for (; j + 2 <= n_keys; j += 2) {
+      const __m512 a0 = _mm512_set1_ps(w[j]), a1 = _mm512_set1_ps(w[j + 1]);
+      const E *v0 = row(j), *v1 = row(j + 1);
+      for (int c = 0; c < nvec; ++c) {
+        acc[c] = _mm512_fmadd_ps(a0, attn_load(v0 + c * 16), acc[c]);
+        odd[c] = _mm512_fmadd_ps(a1, attn_load(v1 + c * 16), odd[c]);
+      }
+    }
+    for (int c = 0; c < nvec; ++c) acc[c] = _mm512_add_ps(acc[c], odd[c]);
+  }
+  for (; j < n_keys; ++j) {
     const __m512 a = _mm512_set1_ps(w[j]);
+    const E* vv = row(j);
     for (int c = 0; c < nvec; ++c) acc[c] = _mm512_fmadd_ps(a, attn_load(vv + c * 16), acc[c]);
   }
   for (int c = 0; c < nvec; ++c) attn_store_out(out + c * 16, acc[c]);
 }
-
 
 // ---- prefill GEMM on 16-row panels (dispatch.h) ----
 
