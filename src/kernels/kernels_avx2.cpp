@@ -115,18 +115,109 @@ inline __m256 attn_load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si
 inline float attn_scalar(float x) { return x; }
 inline float attn_scalar(uint16_t x) { return fp16_to_fp32(x); }
 
+// The sums of 8 vectors in one (lane l: the sum of v[l]'s lanes): two rounds
+// of horizontal adds and one of 128-bit halves, instead of a horizontal sum a key.
+inline __m256 sum8(const __m256* v) {
+  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// Decode's query against each cached key: the query converted once, keys
+// eight at a time with their own FMA chains, summed by sum8 into one store.
 template <class E>
 void attn_scores(int64_t n_keys, int64_t dim, const void* q, const void* k, size_t stride, float* s) {
   const E* qv = (const E*)q;
+  auto key = [&](int64_t j) { return (const E*)((const char*)k + j * stride); };
+  int64_t j = 0;
+  if (dim % 8 == 0 && dim <= 256) {
+    alignas(32) float qf[256];
+    for (int64_t i = 0; i < dim; i += 8) _mm256_store_ps(qf + i, attn_load(qv + i));
+    for (; j + 8 <= n_keys; j += 8) {
+      __m256 acc[8];
+      for (int l = 0; l < 8; ++l) {
+        const E* kv = key(j + l);
+        __m256 a = _mm256_mul_ps(_mm256_load_ps(qf), attn_load(kv));
+        for (int64_t i = 8; i < dim; i += 8) a = _mm256_fmadd_ps(_mm256_load_ps(qf + i), attn_load(kv + i), a);
+        acc[l] = a;
+      }
+      _mm256_storeu_ps(s + j, sum8(acc));
+    }
+  }
   const int64_t nv = dim / 8 * 8;
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const E* kv = (const E*)((const char*)k + j * stride);
+  for (; j < n_keys; ++j) {
+    const E* kv = key(j);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nv; i += 8) acc = _mm256_fmadd_ps(attn_load(qv + i), attn_load(kv + i), acc);
     float sum = hsum_ps(acc);
     for (int64_t i = nv; i < dim; ++i) sum += attn_scalar(qv[i]) * attn_scalar(kv[i]);
     s[j] = sum;
   }
+}
+
+// exp of 8 floats: x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial, 2^n
+// built in the exponent bits; x is clamped to [-87, 88] so 2^n stays a
+// normal float (e^-87 ~ 1.6e-38 stands in for 0), about 1 ulp from std::exp.
+inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+void attn_softmax(int64_t n, float* s, float scale, float cap) {
+  if (cap > 0 || n < 8) {  // soft-capping (tanh) and short rows: the scalar twin
+    attn_softmax_ref(n, s, scale, cap);
+    return;
+  }
+  const __m256 sc = _mm256_set1_ps(scale);
+  __m256 mx = _mm256_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(s + j), sc);
+    _mm256_storeu_ps(s + j, t);
+    mx = _mm256_max_ps(mx, t);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mx);
+  float m = lanes[0];
+  for (int l = 1; l < 8; ++l) m = std::max(m, lanes[l]);
+  for (int64_t i = j; i < n; ++i) s[i] *= scale, m = std::max(m, s[i]);
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 sum = _mm256_setzero_ps();
+  for (j = 0; j + 8 <= n; j += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+    _mm256_storeu_ps(s + j, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  float total = hsum_ps(sum);
+  for (; j < n; ++j) total += s[j] = std::exp(s[j] - m);
+  const float inv = 1.0f / total;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), vinv));
+  for (; j < n; ++j) s[j] *= inv;
+}
+
+void swiglu(int64_t n, const float* gate, const float* up, float* out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(gate + i);
+    const __m256 sg = _mm256_div_ps(x, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(sg, _mm256_loadu_ps(up + i)));
+  }
+  swiglu_ref(n - i, gate + i, up + i, out + i);
 }
 
 // out kept in registers over all keys when dim fits (head dims up to 256)
@@ -180,8 +271,9 @@ void fill_rows_avx2(KernelRow* rows) {
 
 void fill_float_avx2(KernelTable& t) {
   using namespace avx2;
-  t.attn_f32 = {attn_scores<float>, attn_mix<float>, attn_softmax_ref};
-  t.attn_f16 = {attn_scores<uint16_t>, attn_mix<uint16_t>, attn_softmax_ref};
+  t.attn_f32 = {attn_scores<float>, attn_mix<float>, attn_softmax};
+  t.attn_f16 = {attn_scores<uint16_t>, attn_mix<uint16_t>, attn_softmax};
+  t.swiglu = swiglu;
 }
 
 }  // namespace slim
