@@ -62,6 +62,9 @@ struct KernelRow : TypeTraits {
   // The panel GEMM over row-interleaved weights (repack.h), for any number of
   // tokens (the pack argument, the mins `my`, is unused); null: not repacked.
   GemmPanelFn gemm_repacked = nullptr;
+  // Rows to one panel of that layout, byte for byte repack_panel (the scalar
+  // reference, used where this is null).
+  PackPanelFn repack = nullptr;
   PackPanelFn pack_panel = nullptr;
   GemmPanelFn gemm_panel = nullptr;
   PanelFormat panel;

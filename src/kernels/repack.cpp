@@ -1,5 +1,6 @@
 // The row-interleaved layout (repack.h): packing from GGUF blocks and the
-// exact inverse, written plainly (it runs once per weight at load time).
+// exact inverse, written plainly: the reference the SIMD packing
+// (KernelRow::repack) is tested against byte for byte, and its fallback.
 #include "kernels/repack.h"
 
 #include <cstring>

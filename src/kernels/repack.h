@@ -44,7 +44,8 @@ struct RepackFormat {
 };
 RepackFormat repack_format(GgmlType t);
 
-// Rows (row_bytes apart, n_rows <= 16, GGUF blocks) to one panel.
+// Rows (row_bytes apart, n_rows <= 16, GGUF blocks) to one panel. The
+// scalar reference; KernelRow::repack (kernels/dispatch.h) is the fast twin.
 void repack_panel(GgmlType t, const void* rows, size_t row_bytes, int n_rows, int64_t cols, uint8_t* panel);
 // The inverse: row r of a panel back to its GGUF blocks (tests, and the
 // statement of the layout the kernels rely on).

@@ -393,6 +393,36 @@ TEST(Repacked, RoundTripAndKernelsMatchScalarVecDot) {
   }
 }
 
+// The AVX-512 packing equals the scalar repack_panel byte for byte, for full
+// and partial panels, on random bytes (every bit of every field, scales and
+// top bits included, reaches the panel).
+TEST(Repacked, Avx512PackingMatchesScalar) {
+  if (!isa_available(Isa::avx512)) GTEST_SKIP() << "no AVX-512";
+  std::mt19937 rng(7);
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const KernelRow& k = kernel_table(Isa::avx512)[t];
+    ASSERT_NE(k.repack, nullptr) << type_name(t);
+    const RepackFormat f = repack_format(t);
+    const std::vector<int64_t> widths = f.block_values == kQKK ? std::vector<int64_t>{256, 512, 2048 + 256}
+                                                                : std::vector<int64_t>{32, 96, 4096};
+    for (int64_t cols : widths) {
+      const size_t rs = row_size(t, cols);
+      std::vector<uint8_t> rows(rs * kRepackRows);
+      for (auto& b : rows) b = (uint8_t)rng();
+      for (int n_rows = 1; n_rows <= kRepackRows; ++n_rows) {
+        SCOPED_TRACE(std::string(type_name(t)) + " cols " + std::to_string(cols) + " rows " + std::to_string(n_rows));
+        std::vector<uint8_t> want(f.panel_bytes(cols)), got(f.panel_bytes(cols), 0xA5);
+        repack_panel(t, rows.data(), rs, n_rows, cols, want.data());
+        k.repack(rows.data(), rs, n_rows, cols, got.data());
+        size_t first = 0;
+        while (first < want.size() && want[first] == got[first]) ++first;
+        ASSERT_EQ(first, want.size()) << "first difference at byte " << first << " of block column "
+                                      << first / f.block_bytes << " (offset " << first % f.block_bytes << ")";
+      }
+    }
+  }
+}
+
 // The panel GEMM of every ISA that has one: packed panels equal the scalar
 // packing byte for byte, and the products match the scalar twin and the
 // type's own vec_dot, for full and partial panels and token tiles.
