@@ -89,7 +89,7 @@ CommandRun register_fit(CLI::App& app) {
     std::printf("model:      %s (%s, %.2fM parameters)\n", path->c_str(), model.hp.arch.c_str(), model.n_params / 1e6);
     std::printf("settings:   -c %d x %d slot%s, %s KV cache, batch %d\n", p.n_ctx, p.n_seq, p.n_seq == 1 ? "" : "s",
                 cache_type_name(p.cache_type), p.n_batch);
-    std::printf("weights:    %10s  (mapped file bytes touched)\n", hs(r.plan.weights).c_str());
+    std::printf("weights:    %10s  (mapped file bytes touched, as repacked)\n", hs(r.plan.weights).c_str());
     std::printf("KV cache:   %10s\n", hs(r.plan.kv_cache).c_str());
     std::printf("compute:    %10s  (scratch for %d tokens, logits, sampler)\n", hs(r.plan.compute).c_str(),
                 std::min(p.n_batch, p.n_ctx));

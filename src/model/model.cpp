@@ -305,19 +305,38 @@ void release_pages(const uint8_t* lo, const uint8_t* hi, size_t page) {
   if (b > a) madvise((void*)a, b - a, MADV_DONTNEED);
 }
 
+// The matrices the forward pass multiplies with, and whether the table repacks one.
+template <class M>
+auto matmul_weights(M& m) {
+  std::vector<decltype(&m.output)> ws;
+  for (auto& L : m.layers)
+    for (auto* w : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) ws.push_back(w);
+  ws.push_back(&m.output);
+  return ws;
+}
+
+bool repackable(const Weight& w, const KernelTable& table) {
+  return w && table[w.type].gemm_repacked && w.ne1 >= kRepackRows && w.ne0 % repack_format(w.type).block_values == 0;
+}
+
 }  // namespace
 
+int64_t repack_growth(const Model& m, const KernelTable& table) {
+  int64_t growth = 0;
+  for (const Weight* w : matmul_weights(m)) {
+    if (!repackable(*w, table)) continue;
+    const int64_t n_panels = (w->ne1 + kRepackRows - 1) / kRepackRows;
+    growth += (int64_t)repack_format(w->type).panel_bytes(w->ne0) * n_panels - (int64_t)(w->ne1 * w->row_bytes());
+  }
+  return growth;
+}
+
 size_t repack_weights(Model& m, ThreadPool& pool, const KernelTable& table) {
-  std::vector<Weight*> ws;
-  for (LayerWeights& L : m.layers)
-    for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) ws.push_back(w);
-  ws.push_back(&m.output);
   size_t total = 0;
   const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  for (Weight* w : ws) {
-    if (!*w || w->repacked || !table[w->type].gemm_repacked || w->ne1 < kRepackRows) continue;
+  for (Weight* w : matmul_weights(m)) {
+    if (w->repacked || !repackable(*w, table)) continue;
     const RepackFormat f = repack_format(w->type);
-    if (w->ne0 % f.block_values != 0) continue;
     const int64_t n_panels = (w->ne1 + kRepackRows - 1) / kRepackRows;
     const size_t pb = f.panel_bytes(w->ne0), rs = w->row_bytes();
     const PackPanelFn repack = table[w->type].repack;

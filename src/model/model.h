@@ -45,6 +45,10 @@ struct KernelTable;
 // mapped pages it copied from (the file stays mapped: embeddings and other
 // ISAs still read it). Returns the bytes repacked. Idempotent.
 size_t repack_weights(Model& m, ThreadPool& pool, const KernelTable& table);
+// What repack_weights adds to the weights' resident bytes with `table`: the
+// panels less the GGUF rows they replace (Q4_K's unpacked scales, the zero
+// rows of a partial last panel). The memory planner counts it.
+int64_t repack_growth(const Model& m, const KernelTable& table);
 
 Result<std::shared_ptr<Model>> load_model(const std::string& path);
 Result<std::shared_ptr<Model>> load_model(std::shared_ptr<GgufFile> file);

@@ -1,7 +1,8 @@
 // The memory planner: how much resident memory running a model takes, from
 // its file and the run's settings, against what this machine has.
 //
-//   weights   the mapped file bytes the forward pass touches (header + tensors)
+//   weights   the mapped file bytes the forward pass touches (header + tensors),
+//             and what repacking adds where the kernels repack (model.h)
 //   KV cache  n_layer x n_ctx x n_seq x (K + V row bytes of the cache type),
 //             plus the one-layer prototype make_kv_cache copies from
 //   compute   the ForwardState scratch for one batch of n_batch tokens, the

@@ -80,10 +80,18 @@ TEST_P(Golden, LogitsAndGreedy) {
   ASSERT_TRUE(mr.ok()) << mr.error();
   // as Engine::load does: the row-interleaved weights where this ISA has kernels for them
   ThreadPool pool(2);
+  const int64_t growth = repack_growth(**mr, kernels());
   const size_t repacked = repack_weights(**mr, pool, kernels());
   if (GetParam().isa == Isa::avx512 && quant != "F32" && quant != "F16" && quant != "BF16") {
     EXPECT_GT(repacked, 0u) << "no weight of " << name << " was repacked";
   }
+  // the planner's figure: the panels are the replaced rows plus repack_growth
+  int64_t rows = 0;
+  for (const LayerWeights& L : (*mr)->layers)
+    for (const Weight* w : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down})
+      if (w->repacked) rows += w->ne1 * (int64_t)w->row_bytes();
+  if ((*mr)->output.repacked) rows += (*mr)->output.ne1 * (int64_t)(*mr)->output.row_bytes();
+  EXPECT_EQ((int64_t)repacked, rows + growth);
   const Model& m = **mr;
   // Tolerances (golden/README.md): an F32 engine is within ~1e-3 and never
   // needs more than 5e-2; gemma's 26 layers with a GELU table reach 8e-3 here.
