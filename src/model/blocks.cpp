@@ -114,11 +114,26 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
                           : st.kv.n_ctx > hp.n_ctx_orig && m.rope_factors_long ? m.rope_factors_long
                                                                                : m.rope_factors_short;
   const float* ff = factors ? reinterpret_cast<const float*>(factors.data) : nullptr;
+  // The angles depend on the position and these parameters only: the first
+  // layer computes them (a pow, cos and sin each) and the others reuse them.
+  ForwardState::RopeAngles& ra = st.rope;
+  const int half = hp.n_rot / 2;
+  const int32_t* pos = in.batch->pos.data();
+  const bool cached = ra.n_rot == hp.n_rot && ra.freq_base == p.freq_base && ra.freq_scale == p.freq_scale &&
+                     ra.mscale == hp.rope_attn_factor && ra.factors == ff && ra.pos.size() == (size_t)nt &&
+                     std::equal(ra.pos.begin(), ra.pos.end(), pos);
+  if (!cached) {
+    ra = {std::vector<int32_t>(pos, pos + nt), p.freq_base, p.freq_scale, hp.rope_attn_factor, ff, hp.n_rot, {}, {}};
+    ra.cs.resize((size_t)nt * half);
+    ra.sn.resize((size_t)nt * half);
+  }
   pool_of(st).parallel_for(nt, 8, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int pos = in.batch->pos[t];
-      rope(&st.q[(size_t)t * nq], hp.n_head, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff, hp.rope_attn_factor);
-      rope(&st.k[(size_t)t * nk], hp.n_head_kv, hp.head_dim, hp.n_rot, pos, hp.rope_type, p.freq_base, p.freq_scale, ff, hp.rope_attn_factor);
+      float* cs = &ra.cs[(size_t)t * half];
+      float* sn = &ra.sn[(size_t)t * half];
+      if (!cached) rope_angles(pos[t], hp.n_rot, p.freq_base, p.freq_scale, ff, hp.rope_attn_factor, cs, sn);
+      rope_rotate(&st.q[(size_t)t * nq], hp.n_head, hp.head_dim, hp.n_rot, hp.rope_type, cs, sn);
+      rope_rotate(&st.k[(size_t)t * nk], hp.n_head_kv, hp.head_dim, hp.n_rot, hp.rope_type, cs, sn);
     }
   });
   trace(st, "q", il, st.q.data(), nt, nq);

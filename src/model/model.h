@@ -108,6 +108,15 @@ struct ForwardState {
   void* trace_user = nullptr;
   std::vector<float> x, cur, q, k, v, attn, ffn_a, ffn_b, tmp;
   std::vector<uint8_t> act;     // activations converted to a weight's dot type
+  // RoPE's cos and sin for the batch's positions, made by the first layer and
+  // reused by every later one with the same parameters (ops.h rope_angles)
+  struct RopeAngles {
+    std::vector<int32_t> pos;
+    float freq_base = 0, freq_scale = 0, mscale = 0;
+    const float* factors = nullptr;
+    int n_rot = 0;
+    std::vector<float> cs, sn;  // [token][n_rot / 2]
+  } rope;
   // When set, forward() also appends the final normalised hidden state
   // (n_embd floats, before the output projection) of every token that wants
   // logits: what embeddings are pooled from.

@@ -47,17 +47,26 @@ void add_bias(float* y, const float* b, int n_tokens, int n) {
     for (int i = 0; i < n; ++i) y[t * n + i] += b[i];
 }
 
-void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
-          float freq_scale, const float* freq_factors, float mscale) {
-  const int half = n_rot / 2;
-  float cs[512], sn[512];
-  for (int i = 0; i < half && i < 512; ++i) {
+void rope_angles(int pos, int n_rot, float freq_base, float freq_scale, const float* freq_factors, float mscale,
+                 float* cs, float* sn) {
+  for (int i = 0; i < n_rot / 2; ++i) {
     float inv_freq = std::pow(freq_base, -2.0f * i / n_rot);
     if (freq_factors) inv_freq /= freq_factors[i];
     float theta = (float)pos * freq_scale * inv_freq;
     cs[i] = std::cos(theta) * mscale;
     sn[i] = std::sin(theta) * mscale;
   }
+}
+
+void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
+          float freq_scale, const float* freq_factors, float mscale) {
+  std::vector<float> cs(n_rot / 2), sn(n_rot / 2);
+  rope_angles(pos, n_rot, freq_base, freq_scale, freq_factors, mscale, cs.data(), sn.data());
+  rope_rotate(v, n_head, head_dim, n_rot, type, cs.data(), sn.data());
+}
+
+void rope_rotate(float* v, int n_head, int head_dim, int n_rot, RopeType type, const float* cs, const float* sn) {
+  const int half = n_rot / 2;
   for (int h = 0; h < n_head; ++h) {
     float* x = v + h * head_dim;
     for (int i = 0; i < half; ++i) {

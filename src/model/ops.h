@@ -31,6 +31,11 @@ void add_bias(float* y, const float* b, int n_tokens, int n);
 // (LongRoPE's attention factor, 1 otherwise).
 void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
           float freq_scale, const float* freq_factors, float mscale = 1.0f);
+// rope() in two steps: the n_rot / 2 cosines and sines of a position, which
+// every layer with the same parameters shares, and the rotation by them.
+void rope_angles(int pos, int n_rot, float freq_base, float freq_scale, const float* freq_factors, float mscale,
+                 float* cs, float* sn);
+void rope_rotate(float* v, int n_head, int head_dim, int n_rot, RopeType type, const float* cs, const float* sn);
 float gelu_tanh(float x);         // ggml's table form: input and output rounded through F16
 void softcap(float* x, int n, float cap);  // cap * tanh(x / cap)
 
