@@ -170,14 +170,15 @@ bool take_back(std::atomic<uint64_t>& span, int64_t grain, int64_t& begin, int64
 
 }  // namespace
 
+bool ThreadPool::runs_alone(int64_t n, int64_t& grain, const std::function<void(int64_t, int64_t)>& fn) const {
+  if (grain < 1) grain = 1;
+  if (n > 0 && (n <= grain || n_threads_ == 1)) fn(0, n);
+  return n <= grain || n_threads_ == 1;
+}
+
 void ThreadPool::parallel_for_shares(int64_t n, int64_t grain,
                                      const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
-  if (grain < 1) grain = 1;
-  if (n <= grain || n_threads_ == 1) {
-    fn(0, n);
-    return;
-  }
+  if (runs_alone(n, grain, fn)) return;
   const int nth = n_threads_;
   for (int i = 0; i < nth; ++i)
     shares_[i].span.store(span_of(n * i / nth, n * (i + 1) / nth), std::memory_order_relaxed);
@@ -195,12 +196,7 @@ void ThreadPool::parallel_for_shares(int64_t n, int64_t grain,
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
-  if (grain < 1) grain = 1;
-  if (n <= grain || n_threads_ == 1) {
-    fn(0, n);
-    return;
-  }
+  if (runs_alone(n, grain, fn)) return;
   std::atomic<int64_t> next{0};
   const std::function<void(int, int)> body = [&](int, int) {
     for (;;) {

@@ -57,6 +57,9 @@ class ThreadPool {
   void start_job(const std::function<void(int, int)>* fn, bool all);
   // After the caller's part of a parallel_for: closes the job and waits for the threads inside.
   void finish_job();
+  // A loop the caller runs alone (calling fn(0, n) unless n <= 0): nothing to
+  // split, one chunk, or one thread. Clamps grain to at least 1.
+  bool runs_alone(int64_t n, int64_t& grain, const std::function<void(int64_t, int64_t)>& fn) const;
 
   int n_threads_ = 1;
   std::vector<std::thread> threads_;
