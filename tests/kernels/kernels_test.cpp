@@ -213,51 +213,66 @@ TEST(Kernels, ZeroRowsGiveZero) {
 namespace slim {
 namespace {
 
+// Normal random keys and values (n_keys rows of `row` values), a query of
+// `dim`, and positive softmax-like weights summing to about 1.
+struct AttnData {
+  std::vector<float> k, v, q, w;
+};
+AttnData random_attn(int n_keys, int row, int dim, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0, 1);
+  AttnData a{std::vector<float>((size_t)n_keys * row), std::vector<float>((size_t)n_keys * row),
+             std::vector<float>(dim), std::vector<float>(n_keys)};
+  for (auto* xs : {&a.k, &a.v, &a.q})
+    for (auto& x : *xs) x = nd(rng);
+  for (auto& x : a.w) x = std::fabs(nd(rng)) / n_keys;
+  return a;
+}
+
 // The attention loops of every ISA against the scalar twins, F32 and F16
-// caches, head dims with and without a SIMD tail, rows apart by a stride.
+// caches, head dims with and without a SIMD tail, key counts below, at and
+// past the 16-key groups, rows apart by a stride.
 TEST(AttnKernels, MatchScalarOnEveryIsa) {
   const KernelTable& ref = kernel_table(Isa::scalar);
   for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
     if (!isa_available(isa)) continue;
     const KernelTable& kt = kernel_table(isa);
     for (int dim : {64, 128, 80, 36, 320}) {
-      for (bool f16 : {false, true}) {
-        SCOPED_TRACE(std::string(isa_name(isa)) + " dim " + std::to_string(dim) + (f16 ? " f16" : " f32"));
-        const int n_keys = 37, row = dim * 3;  // rows of 3 heads: stride > dim
-        std::mt19937 rng(dim);
-        std::normal_distribution<float> nd(0, 1);
-        std::vector<float> kf((size_t)n_keys * row), vf((size_t)n_keys * row), q(dim), w(n_keys);
-        for (auto& x : kf) x = nd(rng);
-        for (auto& x : vf) x = nd(rng);
-        for (auto& x : q) x = nd(rng);
-        for (auto& x : w) x = std::fabs(nd(rng)) / n_keys;
-        std::vector<uint16_t> k16(kf.size()), v16(vf.size()), q16(dim);
-        for (size_t i = 0; i < kf.size(); ++i) k16[i] = fp32_to_fp16(kf[i]), v16[i] = fp32_to_fp16(vf[i]);
-        for (int i = 0; i < dim; ++i) q16[i] = fp32_to_fp16(q[i]);
-        const size_t elt = f16 ? 2 : 4, stride = row * elt;
-        const void* kp = f16 ? (const void*)(k16.data() + dim) : (const void*)(kf.data() + dim);  // head 1
-        const void* vp = f16 ? (const void*)(v16.data() + dim) : (const void*)(vf.data() + dim);
-        const void* qp = f16 ? (const void*)q16.data() : (const void*)q.data();
-        const AttnKernels& a = f16 ? kt.attn_f16 : kt.attn_f32;
-        const AttnKernels& r = f16 ? ref.attn_f16 : ref.attn_f32;
-        std::vector<float> s(n_keys), sr(n_keys);
-        a.scores(n_keys, dim, qp, kp, stride, s.data());
-        r.scores(n_keys, dim, qp, kp, stride, sr.data());
-        for (int j = 0; j < n_keys; ++j) EXPECT_NEAR(s[j], sr[j], 1e-4 * std::sqrt((double)dim)) << j;
-        // the scalar score of key 5 from its definition
-        double d5 = 0;
-        for (int i = 0; i < dim; ++i)
-          d5 += (double)(f16 ? fp16_to_fp32(q16[i]) : q[i]) *
-                (f16 ? fp16_to_fp32(k16[5 * row + dim + i]) : kf[5 * row + dim + i]);
-        EXPECT_NEAR(sr[5], d5, 1e-4 * std::sqrt((double)dim));
-        std::vector<float> o(dim, 0.5f), orf(dim, 0.5f);  // accumulates onto what is there
-        a.mix(n_keys, dim, w.data(), vp, stride, o.data());
-        r.mix(n_keys, dim, w.data(), vp, stride, orf.data());
-        for (int i = 0; i < dim; ++i) EXPECT_NEAR(o[i], orf[i], 1e-5) << i;
-        double m3 = 0.5;
-        for (int j = 0; j < n_keys; ++j)
-          m3 += (double)w[j] * (f16 ? fp16_to_fp32(v16[j * row + dim + 3]) : vf[j * row + dim + 3]);
-        EXPECT_NEAR(orf[3], m3, 1e-5);
+      for (int n_keys : {5, 16, 37, 301}) {
+        for (bool f16 : {false, true}) {
+          SCOPED_TRACE(std::string(isa_name(isa)) + " dim " + std::to_string(dim) + " keys " +
+                       std::to_string(n_keys) + (f16 ? " f16" : " f32"));
+          const int row = dim * 3;  // rows of 3 heads: stride > dim
+          auto [kf, vf, q, w] = random_attn(n_keys, row, dim, dim * 1000 + n_keys);
+          std::vector<uint16_t> k16(kf.size()), v16(vf.size()), q16(dim);
+          for (size_t i = 0; i < kf.size(); ++i) k16[i] = fp32_to_fp16(kf[i]), v16[i] = fp32_to_fp16(vf[i]);
+          for (int i = 0; i < dim; ++i) q16[i] = fp32_to_fp16(q[i]);
+          const size_t elt = f16 ? 2 : 4, stride = row * elt;
+          const void* kp = f16 ? (const void*)(k16.data() + dim) : (const void*)(kf.data() + dim);  // head 1
+          const void* vp = f16 ? (const void*)(v16.data() + dim) : (const void*)(vf.data() + dim);
+          const void* qp = f16 ? (const void*)q16.data() : (const void*)q.data();
+          const AttnKernels& a = f16 ? kt.attn_f16 : kt.attn_f32;
+          const AttnKernels& r = f16 ? ref.attn_f16 : ref.attn_f32;
+          std::vector<float> s(n_keys), sr(n_keys);
+          a.scores(n_keys, dim, qp, kp, stride, s.data());
+          r.scores(n_keys, dim, qp, kp, stride, sr.data());
+          for (int j = 0; j < n_keys; ++j) EXPECT_NEAR(s[j], sr[j], 1e-4 * std::sqrt((double)dim)) << j;
+          // the scalar score of a middle key from its definition
+          const int jm = n_keys / 2;
+          double dm = 0;
+          for (int i = 0; i < dim; ++i)
+            dm += (double)(f16 ? fp16_to_fp32(q16[i]) : q[i]) *
+                  (f16 ? fp16_to_fp32(k16[jm * row + dim + i]) : kf[jm * row + dim + i]);
+          EXPECT_NEAR(sr[jm], dm, 1e-4 * std::sqrt((double)dim));
+          std::vector<float> o(dim, 0.5f), orf(dim, 0.5f);  // accumulates onto what is there
+          a.mix(n_keys, dim, w.data(), vp, stride, o.data());
+          r.mix(n_keys, dim, w.data(), vp, stride, orf.data());
+          for (int i = 0; i < dim; ++i) EXPECT_NEAR(o[i], orf[i], 1e-5) << i;
+          double m3 = 0.5;
+          for (int j = 0; j < n_keys; ++j)
+            m3 += (double)w[j] * (f16 ? fp16_to_fp32(v16[j * row + dim + 3]) : vf[j * row + dim + 3]);
+          EXPECT_NEAR(orf[3], m3, 1e-5);
+        }
       }
     }
   }
@@ -522,13 +537,7 @@ TEST(AttnKernels, Q8_0MatchesScalarOnEveryIsa) {
         SCOPED_TRACE(std::string(isa_name(isa)) + " dim " + std::to_string(dim) + " keys " + std::to_string(n_keys));
         const int row = dim * 3;
         const size_t stride = row_size(GgmlType::Q8_0, row), head = row_size(GgmlType::Q8_0, dim);
-        std::mt19937 rng(dim * 1000 + n_keys);
-        std::normal_distribution<float> nd(0, 1);
-        std::vector<float> kf((size_t)n_keys * row), vf((size_t)n_keys * row), q(dim), w(n_keys);
-        for (auto& x : kf) x = nd(rng);
-        for (auto& x : vf) x = nd(rng);
-        for (auto& x : q) x = nd(rng);
-        for (auto& x : w) x = std::fabs(nd(rng)) / n_keys;
+        auto [kf, vf, q, w] = random_attn(n_keys, row, dim, dim * 1000 + n_keys);
         std::vector<uint8_t> kq((size_t)n_keys * stride), vq((size_t)n_keys * stride), qq(head);
         for (int j = 0; j < n_keys; ++j) {
           q8.from_float(&kf[(size_t)j * row], &kq[j * stride], row);
