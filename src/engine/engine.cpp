@@ -43,8 +43,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
 }
 
 size_t Engine::kv_bytes_per_token() const {
-  const KvCache& kv = state_.kv;
-  return kv.k.size() * (cache_row_bytes(kv.type, kv.k_row) + cache_row_bytes(kv.type, kv.v_row));
+  return kv_cache_bytes(model_->hp, 1, 1, state_.kv.type);
 }
 
 void Engine::clear(int seq) {

@@ -58,13 +58,6 @@ void rope_angles(int pos, int n_rot, float freq_base, float freq_scale, const fl
   }
 }
 
-void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
-          float freq_scale, const float* freq_factors, float mscale) {
-  std::vector<float> cs(n_rot / 2), sn(n_rot / 2);
-  rope_angles(pos, n_rot, freq_base, freq_scale, freq_factors, mscale, cs.data(), sn.data());
-  rope_rotate(v, n_head, head_dim, n_rot, type, cs.data(), sn.data());
-}
-
 void rope_rotate(float* v, int n_head, int head_dim, int n_rot, RopeType type, const float* cs, const float* sn) {
   const int half = n_rot / 2;
   for (int h = 0; h < n_head; ++h) {

@@ -26,13 +26,11 @@ void matmul_many(const MatmulPart* parts, int n_parts, const float* x, int n_tok
 
 void rms_norm(const float* x, const float* w, float* y, int n, float eps);
 void add_bias(float* y, const float* b, int n_tokens, int n);
-// Rotates each head's first n_rot values by pos * freq_scale * freq_base^(-2i/n_rot)
-// (divided by freq_factors[i] when given); cos and sin are scaled by mscale
-// (LongRoPE's attention factor, 1 otherwise).
-void rope(float* v, int n_head, int head_dim, int n_rot, int pos, RopeType type, float freq_base,
-          float freq_scale, const float* freq_factors, float mscale = 1.0f);
-// rope() in two steps: the n_rot / 2 cosines and sines of a position, which
-// every layer with the same parameters shares, and the rotation by them.
+// RoPE in two steps. rope_angles: the n_rot / 2 cosines and sines of the
+// angles pos * freq_scale * freq_base^(-2i/n_rot) (divided by freq_factors[i]
+// when given), scaled by mscale (LongRoPE's attention factor, 1 otherwise);
+// every layer with the same parameters shares them. rope_rotate: rotates
+// each head's first n_rot values by them.
 void rope_angles(int pos, int n_rot, float freq_base, float freq_scale, const float* freq_factors, float mscale,
                  float* cs, float* sn);
 void rope_rotate(float* v, int n_head, int head_dim, int n_rot, RopeType type, const float* cs, const float* sn);

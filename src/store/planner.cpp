@@ -66,10 +66,7 @@ MemoryPlan plan_memory(const Model& m, const PlanParams& p) {
   plan.weights += (uint64_t)std::max<int64_t>(0, repack_growth(m, kernels()));
 
   // KV cache: every layer holds n_ctx cells per sequence.
-  const uint64_t cells = (uint64_t)p.n_ctx * p.n_seq;
-  const uint64_t k_layer = cells * cache_row_bytes(p.cache_type, hp.n_embd_k());
-  const uint64_t v_layer = cells * cache_row_bytes(p.cache_type, hp.n_embd_v());
-  plan.kv_cache = (uint64_t)hp.n_layer * (k_layer + v_layer);
+  plan.kv_cache = kv_cache_bytes(hp, p.n_ctx, p.n_seq, p.cache_type);
 
   // Compute: the ForwardState rows for a full batch (see model/blocks.cpp).
   const uint64_t nt = (uint64_t)std::max(1, std::min(p.n_batch, p.n_ctx));
