@@ -123,7 +123,9 @@ void attention_block(const Model& m, int il, ForwardState& st, const LayerInput&
                      ra.mscale == hp.rope_attn_factor && ra.factors == ff && ra.pos.size() == (size_t)nt &&
                      std::equal(ra.pos.begin(), ra.pos.end(), pos);
   if (!cached) {
-    ra = {std::vector<int32_t>(pos, pos + nt), p.freq_base, p.freq_scale, hp.rope_attn_factor, ff, hp.n_rot, {}, {}};
+    ra.pos.assign(pos, pos + nt);  // in place: no allocation per token
+    ra.freq_base = p.freq_base, ra.freq_scale = p.freq_scale, ra.mscale = hp.rope_attn_factor;
+    ra.factors = ff, ra.n_rot = hp.n_rot;
     ra.cs.resize((size_t)nt * half);
     ra.sn.resize((size_t)nt * half);
   }
