@@ -30,6 +30,16 @@ template <size_t kBytes>
 inline void prefetch_block(const uint8_t* p) {
   for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch((const char*)p + kAhead + o, _MM_HINT_T0);
 }
+// The same for part j of a K-quant block cut in 8, called once per sub-block:
+// the whole block's 37 (Q4_K) or 53 (Q6_K) lines asked for at once fill the
+// core's miss buffers in a burst. One thread streaming 512 MiB of Q6_K panels
+// read 38.0 GB/s that way and 41.4 GB/s with the requests spread (43.0 is the
+// probe's figure); Q4_K stayed at 41.
+template <size_t kBytes>
+inline void prefetch_eighth(const uint8_t* p, int j) {
+  constexpr size_t part = (kBytes + 7) / 8;
+  for (size_t o = 0; o < part; o += 64) _mm_prefetch((const char*)p + kAhead + part * j + o, _MM_HINT_T0);
+}
 
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
@@ -108,11 +118,11 @@ void gemm_q4_k(int64_t cols, const uint8_t* panel, const void* act, size_t strid
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < cols / kQKK; ++b) {
     const uint8_t* p = panel + b * bb;
-    if constexpr (C == 1) prefetch_block<bb>(p);
     __m512i itot[C], mtot[C];
     for (int c = 0; c < C; ++c) itot[c] = mtot[c] = _mm512_setzero_si512();
     for (int j = 0; j < 8; ++j) {
       __m512i w[8];
+      if constexpr (C == 1) prefetch_eighth<bb>(p, j);
       unpack_nibbles(p + 256 * j, w);
       const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(p + 2048 + 16 * j)));
       const __m512i mn = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(p + 2176 + 16 * j)));
@@ -145,11 +155,11 @@ void gemm_q6_k(int64_t cols, const uint8_t* panel, const void* act, size_t strid
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < cols / kQKK; ++b) {
     const uint8_t* p = panel + b * bb;
-    if constexpr (C == 1) prefetch_block<bb>(p);
     __m512i itot[C];
     for (int c = 0; c < C; ++c) itot[c] = _mm512_setzero_si512();
     for (int j = 0; j < 8; ++j) {
       __m512i w[8];
+      if constexpr (C == 1) prefetch_eighth<bb>(p, j);
       unpack_nibbles(p + 384 * j, w);
       add_high<2>(p + 384 * j + 256, w);
       const __m512i s0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p + 3072 + 32 * j)));
