@@ -2,12 +2,18 @@
 //   matvec/<isa>/<type>   one thread, rows x vec_dot over a 4096 x 4096 weight;
 //                         bytes_per_second = weight bytes streamed (GB/s)
 //   repacked/<isa>/<type> one thread, one token over the same weight in 16-row panels
-//                         (kernels/repack.h; where the ISA has the kernels)
+//                         (kernels/repack.h; where the ISA has the kernels); it fits
+//                         in a large L3, so this is the kernel's compute ceiling
+//   repacked/<isa>/<type>/stream  the same over 256 MiB of copies of those panels,
+//                         read from memory as decode reads them: compare with the
+//                         one-thread read bandwidth of `slim bench`
 //   matmul/<isa>/<type>/<tokens>  matmul() on the default pool; items = tokens
 //   quantize/<isa>/<type> activation conversion of a 4096-float row
 // Filter with --benchmark_filter, e.g. 'matvec/avx2/.*'.
 #include <benchmark/benchmark.h>
 
+#include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -65,16 +71,21 @@ void bm_matvec(benchmark::State& st, Isa isa, GgmlType t) {
   st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)f.w.size());
 }
 
-void bm_repacked(benchmark::State& st, Isa isa, GgmlType t) {
+void bm_repacked(benchmark::State& st, Isa isa, GgmlType t, bool stream) {
   const KernelRow& k = kernel_table(isa)[t];
   const Fixture& f = fixture(t);
   const GgmlType vt = k.vec_dot_type;
   std::vector<uint8_t> xq(row_size(vt, kCols));
   kernel_table(isa)[vt].from_float(f.x.data(), xq.data(), kCols);
   const size_t pb = repack_format(t).panel_bytes(kCols), rs = row_size(t, kCols);
-  std::vector<uint8_t> panels(pb * (kRows / kRepackRows));
-  for (int64_t p = 0; p < kRows / kRepackRows; ++p)
-    repack_panel(t, f.w.data() + p * kRepackRows * rs, rs, kRepackRows, kCols, panels.data() + p * pb);
+  const int64_t n_panels = kRows / kRepackRows;
+  const int64_t copies = stream ? (int64_t)(((size_t)256 << 20) / (pb * n_panels)) : 1;
+  const size_t matrix = pb * n_panels;
+  std::unique_ptr<uint8_t[]> owner;
+  uint8_t* panels = panel_buffer(matrix * copies, owner);  // as the model's: huge pages
+  for (int64_t p = 0; p < n_panels; ++p)
+    repack_panel(t, f.w.data() + p * kRepackRows * rs, rs, kRepackRows, kCols, panels + p * pb);
+  for (int64_t c = 1; c < copies; ++c) std::memcpy(panels + c * matrix, panels, matrix);
   // the activation scale and quant sum per 32-value block (read by the Q8_0-activation kernels)
   const int64_t nb = kCols / 32;
   std::vector<float> dy(nb);
@@ -88,12 +99,12 @@ void bm_repacked(benchmark::State& st, Isa isa, GgmlType t) {
     }
   std::vector<float> y(kRows);
   for (auto _ : st) {
-    for (int64_t p = 0; p < kRows / kRepackRows; ++p)
-      k.gemm_repacked(kCols, panels.data() + p * pb, xq.data(), 0, dy.data(), sy.data(), nullptr, nb, 1,
-                      y.data() + p * kRepackRows, 0, kRepackRows);
+    for (int64_t p = 0; p < n_panels * copies; ++p)
+      k.gemm_repacked(kCols, panels + p * pb, xq.data(), 0, dy.data(), sy.data(), nullptr, nb, 1,
+                      y.data() + p % n_panels * kRepackRows, 0, kRepackRows);
     benchmark::DoNotOptimize(y.data());
   }
-  st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)panels.size());
+  st.SetBytesProcessed((int64_t)st.iterations() * (int64_t)(matrix * copies));
 }
 
 void bm_matmul(benchmark::State& st, Isa isa, GgmlType t, int n_tokens) {
@@ -157,8 +168,10 @@ int register_all() {
       benchmark::RegisterBenchmark(("matvec/" + in + "/" + type_name(t)).c_str(), bm_matvec, isa, t)
           ->Unit(benchmark::kMillisecond)->MinTime(0.3);
       if (kernel_table(isa)[t].gemm_repacked)
-        benchmark::RegisterBenchmark(("repacked/" + in + "/" + type_name(t)).c_str(), bm_repacked, isa, t)
-            ->Unit(benchmark::kMillisecond)->MinTime(0.3);
+        for (bool stream : {false, true})
+          benchmark::RegisterBenchmark(("repacked/" + in + "/" + type_name(t) + (stream ? "/stream" : "")).c_str(),
+                                       bm_repacked, isa, t, stream)
+              ->Unit(benchmark::kMillisecond)->MinTime(0.3);
       if (isa == Isa::scalar) continue;  // the scalar matmul is the matvec above, times tokens
       for (int n : {1, 64})
         benchmark::RegisterBenchmark(("matmul/" + in + "/" + type_name(t) + "/" + std::to_string(n)).c_str(),

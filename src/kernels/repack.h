@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "tensor/types.h"
 
@@ -50,5 +51,9 @@ void repack_panel(GgmlType t, const void* rows, size_t row_bytes, int n_rows, in
 // The inverse: row r of a panel back to its GGUF blocks (tests, and the
 // statement of the layout the kernels rely on).
 void unpack_panel_row(GgmlType t, const uint8_t* panel, int r, int64_t cols, void* row);
+
+// A buffer of `bytes` for panels, owned by `owner`, on 2 MiB transparent
+// huge pages where the system grants them (a hint; else 4 KiB pages).
+uint8_t* panel_buffer(size_t bytes, std::unique_ptr<uint8_t[]>& owner);
 
 }  // namespace slim

@@ -279,25 +279,6 @@ Status forward(const Model& m, ForwardState& st, const Batch& batch, std::vector
 
 namespace {
 
-// A buffer of `bytes` for repacked panels, owned by `owner`. All of it is
-// written at load, so all of it is faulted in, and with 4 KiB pages the
-// faults cost more than the repacking itself: on 2 MiB transparent huge pages
-// (where the system grants them on request) one fault maps 512 times as much
-// (llama-3.2-1b Q4_K_M loaded in about 200 ms instead of 290). Only whole
-// huge pages inside the buffer are asked for, so none reaches past its end
-// and the resident size stays the buffer's.
-uint8_t* panel_buffer(size_t bytes, std::unique_ptr<uint8_t[]>& owner) {
-  constexpr size_t huge = (size_t)2 << 20;
-  if (bytes < huge) {
-    owner.reset(new uint8_t[bytes]);
-    return owner.get();
-  }
-  owner.reset(new uint8_t[bytes + huge]);
-  uint8_t* p = (uint8_t*)(((uintptr_t)owner.get() + huge - 1) / huge * huge);
-  madvise(p, bytes / huge * huge, MADV_HUGEPAGE);  // a hint: if refused, 4 KiB pages
-  return p;
-}
-
 // Gives back the whole pages of [lo, hi) in a read-only file mapping: they
 // read again from the file (or the page cache) if touched.
 void release_pages(const uint8_t* lo, const uint8_t* hi, size_t page) {
