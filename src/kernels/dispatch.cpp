@@ -147,7 +147,7 @@ KernelTable build(Isa isa) {
   t.attn_f32 = {attn_scores_ref<float, cvt_f32>, attn_mix_ref<float, cvt_f32>, attn_softmax_ref};
   t.attn_f16 = {attn_scores_ref<uint16_t, cvt_f16>, attn_mix_ref<uint16_t, cvt_f16>, attn_softmax_ref};
   t.attn_q8_0 = {attn_scores_q8_0_ref, attn_mix_q8_0_ref, attn_softmax_ref};
-  if (isa == Isa::avx2) fill_rows_avx2(t.rows), fill_float_avx2(t);
+  if (isa == Isa::avx2) fill_rows_avx2(t.rows), fill_repacked_avx2(t.rows), fill_float_avx2(t);
   if (isa == Isa::avx512) fill_rows_avx512(t.rows), fill_repacked_avx512(t.rows), fill_float_avx512(t);
   // after fill_float_*: the Q8_0 loops reuse that ISA's softmax
   if (isa == Isa::avx2) fill_attn_q8_avx2(t);

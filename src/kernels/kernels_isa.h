@@ -7,6 +7,7 @@
 namespace slim {
 
 void fill_rows_avx2(KernelRow* rows);
+void fill_repacked_avx2(KernelRow* rows);
 void fill_rows_avx512(KernelRow* rows);
 void fill_repacked_avx512(KernelRow* rows);  // after fill_rows_avx512: uses its vec_dots
 void fill_float_avx2(KernelTable& t);

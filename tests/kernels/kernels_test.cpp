@@ -343,6 +343,11 @@ TEST(FloatKernels, SwigluMatchesDouble) {
 TEST(Repacked, RoundTripAndKernelsMatchScalarVecDot) {
   int checked = 0;
   for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    // every SIMD table has the kernels for every repacked type
+    for (Isa isa : {Isa::avx2, Isa::avx512}) {
+      if (!isa_available(isa)) continue;
+      EXPECT_NE(kernel_table(isa)[t].gemm_repacked, nullptr) << isa_name(isa) << " " << type_name(t);
+    }
     const RepackFormat f = repack_format(t);
     ASSERT_GT(f.block_values, 0) << type_name(t);
     const GgmlType vt = type_traits(t).vec_dot_type;
@@ -381,7 +386,7 @@ TEST(Repacked, RoundTripAndKernelsMatchScalarVecDot) {
         for (Isa isa : available_isas()) {
           const KernelRow& k = kernel_table(isa)[t];
           if (!k.gemm_repacked) continue;
-          for (int n : {1, 3, nc}) {
+          for (int n : {1, 2, 3, nc}) {  // every tile width up to 4 (11 = 4 + 4 + 3)
             const int64_t ldy = 17;
             std::vector<float> y(n * ldy, -9.0f);
             k.gemm_repacked(cols, panel.data(), xq.data(), xs, dy.data(), sy.data(), nullptr, nb, n, y.data(), ldy,
@@ -403,20 +408,19 @@ TEST(Repacked, RoundTripAndKernelsMatchScalarVecDot) {
       }
     }
   }
-  if (isa_available(Isa::avx512)) {
-    EXPECT_GT(checked, 0);  // the AVX-512 table has the repacked kernels
+  if (isa_available(Isa::avx2)) {
+    EXPECT_GT(checked, 0);  // the SIMD tables have the repacked kernels
   }
 }
 
-// The AVX-512 packing equals the scalar repack_panel byte for byte, for full
+// An ISA's packing equals the scalar repack_panel byte for byte, for full
 // and partial panels, on random bytes (every bit of every field, scales and
 // top bits included, reaches the panel).
-TEST(Repacked, Avx512PackingMatchesScalar) {
-  if (!isa_available(Isa::avx512)) GTEST_SKIP() << "no AVX-512";
+void expect_packing_matches_scalar(Isa isa) {
   std::mt19937 rng(7);
   for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
-    const KernelRow& k = kernel_table(Isa::avx512)[t];
-    ASSERT_NE(k.repack, nullptr) << type_name(t);
+    const KernelRow& k = kernel_table(isa)[t];
+    ASSERT_NE(k.repack, nullptr) << isa_name(isa) << " " << type_name(t);
     const RepackFormat f = repack_format(t);
     const std::vector<int64_t> widths = f.block_values == kQKK ? std::vector<int64_t>{256, 512, 2048 + 256}
                                                                 : std::vector<int64_t>{32, 96, 4096};
@@ -436,6 +440,16 @@ TEST(Repacked, Avx512PackingMatchesScalar) {
       }
     }
   }
+}
+
+TEST(Repacked, Avx512PackingMatchesScalar) {
+  if (!isa_available(Isa::avx512)) GTEST_SKIP() << "no AVX-512";
+  expect_packing_matches_scalar(Isa::avx512);
+}
+
+TEST(Repacked, Avx2PackingMatchesScalar) {
+  if (!isa_available(Isa::avx2)) GTEST_SKIP() << "no AVX2";
+  expect_packing_matches_scalar(Isa::avx2);
 }
 
 // The panel GEMM of every ISA that has one: packed panels equal the scalar
