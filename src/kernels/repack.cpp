@@ -227,11 +227,11 @@ void unpack_panel_row(GgmlType t, const uint8_t* panel, int l, int64_t cols, voi
 }
 
 // Panels are written whole at load, so the whole buffer is faulted in, and
-// with 4 KiB pages the faults cost more than the repacking itself: on 2 MiB transparent huge pages
-// (where the system grants them on request) one fault maps 512 times as much
-// (llama-3.2-1b Q4_K_M loaded in about 200 ms instead of 290). Only whole
-// huge pages inside the buffer are asked for, so none reaches past its end
-// and the resident size stays the buffer's.
+// with 4 KiB pages the faults cost more than the repacking itself: on 2 MiB
+// transparent huge pages (where the system grants them on request) one fault
+// maps 512 times as much (llama-3.2-1b Q4_K_M loaded in about 200 ms instead
+// of 290). Only whole huge pages inside the buffer are asked for, so none
+// reaches past its end and the resident size stays the buffer's.
 uint8_t* panel_buffer(size_t bytes, std::unique_ptr<uint8_t[]>& owner) {
   constexpr size_t huge = (size_t)2 << 20;
   if (bytes < huge) {

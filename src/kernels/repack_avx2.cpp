@@ -19,23 +19,13 @@
 #include <type_traits>
 
 #include "kernels/kernels_isa.h"
+#include "kernels/prefetch.h"
 #include "kernels/repack.h"
 #include "tensor/quant_blocks.h"
 
 namespace slim {
 namespace avx2 {
 namespace {
-
-// Decode reads each weight byte once, faster than the out-of-order window
-// alone keeps requests in flight: prefetch a fixed distance ahead, spread
-// over the block's parts (a burst of a whole K-quant block's lines at once
-// fills the miss buffers; repack_avx512.cpp has the measurements).
-constexpr size_t kAhead = 8192;
-template <size_t kBytes, int kParts>
-inline void prefetch_part(const uint8_t* p, int i) {
-  constexpr size_t part = (kBytes + kParts - 1) / kParts;
-  for (size_t o = 0; o < part; o += 64) _mm_prefetch((const char*)p + kAhead + part * i + o, _MM_HINT_T0);
-}
 
 inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
 inline __m128i load128(const uint8_t* p) { return _mm_loadu_si128((const __m128i*)p); }
@@ -156,7 +146,7 @@ void gemm_32(int64_t cols, const uint8_t* panel, const void* act, size_t stride,
   const int64_t nb = cols / kQK;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = panel + b * bb;
-    if constexpr (C == 1) prefetch_part<bb, 1>(p, 0);
+    if constexpr (C == 1) prefetch_part<bb>(p);
     for (int h = 0; h < 2; ++h) {
       __m256i isum[C];
       if constexpr (T == GgmlType::Q8_0) dots_q8_0<C>(p, h, act, stride, b, isum);

@@ -14,32 +14,13 @@
 #include <type_traits>
 
 #include "kernels/kernels_isa.h"
+#include "kernels/prefetch.h"
 #include "kernels/repack.h"
 #include "tensor/quant_blocks.h"
 
 namespace slim {
 namespace avx512 {
 namespace {
-
-// Decode reads each weight byte once and these kernels outrun what the
-// out-of-order window keeps in flight: prefetch a fixed distance ahead
-// (8 KiB measured best at 2 threads on qwen2.5-0.5b Q4_0: 200 tokens/s
-// against 173 without, 193 at 4 KiB and 190 at 16 KiB).
-constexpr size_t kAhead = 8192;
-template <size_t kBytes>
-inline void prefetch_block(const uint8_t* p) {
-  for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch((const char*)p + kAhead + o, _MM_HINT_T0);
-}
-// The same for part j of a K-quant block cut in 8, called once per sub-block:
-// the whole block's 37 (Q4_K) or 53 (Q6_K) lines asked for at once fill the
-// core's miss buffers in a burst. One thread streaming 512 MiB of Q6_K panels
-// read 38.0 GB/s that way and 41.4 GB/s with the requests spread (43.0 is the
-// probe's figure); Q4_K stayed at 41.
-template <size_t kBytes>
-inline void prefetch_eighth(const uint8_t* p, int j) {
-  constexpr size_t part = (kBytes + 7) / 8;
-  for (size_t o = 0; o < part; o += 64) _mm_prefetch((const char*)p + kAhead + part * j + o, _MM_HINT_T0);
-}
 
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
@@ -89,7 +70,7 @@ void gemm_32(int64_t cols, const uint8_t* panel, const void* act, size_t stride,
   const int64_t nb = cols / kQK;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = panel + b * bb;
-    if constexpr (C == 1) prefetch_block<bb>(p);
+    if constexpr (C == 1) prefetch_part<bb>(p);
     __m512i w[8];
     if constexpr (T == GgmlType::Q8_0) {
       for (int s = 0; s < 8; ++s) w[s] = _mm512_loadu_si512(p + 64 * s);
@@ -122,7 +103,7 @@ void gemm_q4_k(int64_t cols, const uint8_t* panel, const void* act, size_t strid
     for (int c = 0; c < C; ++c) itot[c] = mtot[c] = _mm512_setzero_si512();
     for (int j = 0; j < 8; ++j) {
       __m512i w[8];
-      if constexpr (C == 1) prefetch_eighth<bb>(p, j);
+      if constexpr (C == 1) prefetch_part<bb, 8>(p, j);
       unpack_nibbles(p + 256 * j, w);
       const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(p + 2048 + 16 * j)));
       const __m512i mn = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(p + 2176 + 16 * j)));
@@ -159,7 +140,7 @@ void gemm_q6_k(int64_t cols, const uint8_t* panel, const void* act, size_t strid
     for (int c = 0; c < C; ++c) itot[c] = _mm512_setzero_si512();
     for (int j = 0; j < 8; ++j) {
       __m512i w[8];
-      if constexpr (C == 1) prefetch_eighth<bb>(p, j);
+      if constexpr (C == 1) prefetch_part<bb, 8>(p, j);
       unpack_nibbles(p + 384 * j, w);
       add_high<2>(p + 384 * j + 256, w);
       const __m512i s0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p + 3072 + 32 * j)));
