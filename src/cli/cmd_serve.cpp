@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "cli/route_options.h"
 #include "model/model.h"
+#include "route/router.h"
 #include "server/server.h"
 
 namespace slim {
@@ -17,6 +19,7 @@ CommandRun register_serve(CLI::App& app) {
   struct Opts {
     ServerOptions s;
     std::string keep_alive = "5m";
+    RouteFlags route;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("serve", "serve models over HTTP: OpenAI and Ollama APIs, and a chat page at /");
@@ -33,6 +36,7 @@ CommandRun register_serve(CLI::App& app) {
   cmd->add_option("--keep-alive", o->keep_alive, "idle time before a model unloads (5m, 1h, 0, -1: never)");
   cmd->add_option("--cors", o->s.cors, "Access-Control-Allow-Origin value (e.g. * or http://localhost:3000)");
   cmd->add_option("--max-queue", o->s.max_queue, "waiting requests a model before 503");
+  add_route_flags(*cmd, o->route);
   return [o]() {
     auto ka = parse_duration_s(o->keep_alive);
     if (!ka) return fail("--keep-alive: " + ka.error());
@@ -42,6 +46,15 @@ CommandRun register_serve(CLI::App& app) {
     if (o->s.port < 0 || o->s.port > 65535) return fail(format("bad port %d", o->s.port));
     if (o->s.max_queue < 0) return fail(format("bad --max-queue %d", o->s.max_queue));
     if (auto ct = parse_cache_type(o->s.cache_type); !ct) return fail(ct.error());  // now, not at the first request
+    auto cfg = resolve_route_config(o->route);
+    if (!cfg) return fail(cfg.error());
+    if (o->s.models.empty()) o->s.models = cfg->local_models;
+    for (const auto& r : cfg->remotes)
+      for (const auto& m : o->s.models)
+        if (m == r.name) return fail("the remote endpoint '" + r.name + "' has the name of a local model");
+    auto router = Router::create(*cfg);
+    if (!router) return fail(router.error());
+    o->s.router = *router;
     // SIGINT/SIGTERM are taken by a waiting thread (blocked everywhere else,
     // so the server's threads inherit the mask); a vanished client must not
     // kill the process.
@@ -55,6 +68,9 @@ CommandRun register_serve(CLI::App& app) {
     if (auto st = server.bind(); !st) return fail(st.message());
     std::fprintf(stderr, "slim: serving on http://%s:%d (%zu model%s, %d slot%s each)\n", o->s.host.c_str(), server.port(),
                  o->s.models.size(), o->s.models.size() == 1 ? "" : "s", o->s.parallel, o->s.parallel == 1 ? "" : "s");
+    for (const auto& r : (*router)->config.remotes)
+      std::fprintf(stderr, "slim: remote endpoint '%s' (%s, model %s), policy %s\n", r.name.c_str(), r.base_url.c_str(),
+                   r.model.c_str(), policy_name((*router)->config.policy));
     std::fflush(stderr);
     std::thread waiter([&server, set]() {
       int sig = 0;

@@ -10,6 +10,19 @@
 // secret: assignments, bearer tokens), url_credentials (user:pass@ in URLs);
 // plus user rules (PCRE2). Look-alikes that fail their checksum or format
 // (an order number failing Luhn, a version string, an ISBN) are left alone.
+//
+// Choices where the input is ambiguous (detector.cpp has the details):
+// - a dotted quad after "version", "ver", "v", "build", "release",
+//   "section", "chapter", "§"... is a version or section number, not an IP;
+//   so is one glued to a letter ("v1.2.3.4") or with leading zeros;
+// - in a URL only the userinfo is replaced: https://[URL_CREDENTIALS_1]@host/path;
+// - key = value secrets replace the value and keep the key (password=[SECRET_1]);
+//   a letters-only value followed by more words after a ':' is prose
+//   ("Password: click the link"), and a bare "token" needs a value of 8+
+//   characters that is not all digits ("token: 50256" is a token id);
+// - custom categories are normalised to lower snake_case ("Project Code" →
+//   project_code, placeholder [PROJECT_CODE_1]); a group named "value" in a
+//   custom pattern narrows the replacement to that group.
 #pragma once
 
 #include <map>
@@ -63,7 +76,15 @@ class Redaction {
   std::map<std::string, std::string> by_value_;        // value → placeholder
   std::map<std::string, std::string> values_;          // placeholder → value
   std::map<std::string, int> counts_;
+  std::map<std::string, int> next_;                    // category → last number handed out
 };
+
+// Longest placeholder the guard makes ("[" + label of at most 48 + "_" +
+// number + "]"); StreamRestorer holds back at most this much.
+inline constexpr size_t kMaxPlaceholderSize = 64;
+
+// The placeholder label of a category: "national_id" → "NATIONAL_ID".
+std::string placeholder_label(std::string_view category);
 
 // Restores placeholders in a stream of chunks: text that may be the start of
 // a placeholder is held back until the next chunk decides.

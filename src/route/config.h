@@ -27,11 +27,13 @@ struct RemoteEndpoint {
   double timeout_s = 30;         // whole request
   double connect_timeout_s = 5;
   std::vector<std::pair<std::string, std::string>> headers;  // extra request headers
+  bool operator==(const RemoteEndpoint&) const = default;
 };
 
 struct CustomPrivacyRule {
   std::string name;     // category name, e.g. "employee_id" (placeholder [EMPLOYEE_ID_1])
   std::string pattern;  // PCRE2
+  bool operator==(const CustomPrivacyRule&) const = default;
 };
 
 struct PrivacyConfig {
@@ -39,13 +41,15 @@ struct PrivacyConfig {
   std::vector<std::string> forbid;              // categories whose presence forbids escalation
   std::vector<std::string> markers{"#private"};  // a prompt containing one never leaves
   std::vector<CustomPrivacyRule> custom;
+  bool operator==(const PrivacyConfig&) const = default;
 };
 
 struct RouteThresholds {
   // Prompt signals (before generating).
   double max_prompt_nll = 3.4;       // mean nats/token of the prompt under the local model; above → remote
   double max_context_share = 0.9;    // prompt tokens over this share of the local context → remote
-  std::string classifier;            // trained classifier file ("": none); relative to the config's folder
+  std::string classifier;            // trained classifier file ("": none); the file names it relative to its
+                                     // folder, loading makes it absolute
   double classifier_threshold = 0.5; // P(remote) above → remote
   // Draft signals (cascade mode: a local draft first, escalated when unsure).
   bool cascade = false;
@@ -53,6 +57,7 @@ struct RouteThresholds {
   double min_draft_logprob = -2.5;   // mean token log-probability of the draft; below → remote
   double min_draft_p10 = -6.0;       // 10th percentile of token log-probabilities; below → remote
   double max_draft_repetition = 0.5; // share of repeated 4-grams in the draft; above → remote
+  bool operator==(const RouteThresholds&) const = default;
 };
 
 struct RouteConfig {
@@ -63,6 +68,7 @@ struct RouteConfig {
   PrivacyConfig privacy;
   RouteThresholds route;
   std::string audit_log;                  // "": $SLIM_HOME/audit.jsonl
+  bool operator==(const RouteConfig&) const = default;
 };
 
 // Reads a config file. Unknown keys and wrong types are one-line errors

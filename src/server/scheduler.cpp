@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "route/signals.h"
 #include "tokenizer/tokenizer.h"
 
 namespace slim {
@@ -220,6 +221,8 @@ void Scheduler::step(std::vector<Slot>& slots) {
       finish(s, "error", format("the prompt is %d tokens but the context holds %d", (int)r->prompt.size(), n_ctx_));
       continue;
     }
+    // A scored prompt is evaluated whole: every token's prediction is needed.
+    if (r->score_prompt) engine_->clear(s.id);
     const int kept = engine_->reuse_prefix(s.id, r->prompt);
     {
       std::lock_guard<std::mutex> lk(r->mu);
@@ -237,13 +240,26 @@ void Scheduler::step(std::vector<Slot>& slots) {
   }
 
   // One batch: the pending token of each generating slot, then prefill chunks.
+  // Each logits row belongs to a slot: a sampling row, or (scored prompts)
+  // the prediction of prompt token `next`.
+  struct Row {
+    Slot* slot;
+    int index;
+  };
+  struct ScoreRow {
+    Slot* slot;
+    int index;
+    size_t next;
+  };
   Batch b;
-  std::vector<Slot*> rows;  // slot of each logits row, in batch order
+  std::vector<Row> rows;
+  std::vector<ScoreRow> score_rows;
+  int n_rows = 0;
   int budget = engine_->params().n_batch;
   for (auto& s : slots) {
     if (!s.req || s.prefilling) continue;
     b.add(s.last, (int)engine_->seq_tokens(s.id).size(), s.id, true);
-    rows.push_back(&s);
+    rows.push_back({&s, n_rows++});
     --budget;
   }
   std::vector<Slot*> prefilled;
@@ -252,13 +268,15 @@ void Scheduler::step(std::vector<Slot>& slots) {
     if (!s.req || !s.prefilling) continue;
     if (budget <= 0 && b.size() > 0) break;
     const auto& prompt = s.req->prompt;
+    const bool score = s.req->score_prompt;
     const int base = (int)engine_->seq_tokens(s.id).size();
     const int n = std::min<int>({(int)(prompt.size() - s.next_prompt), params_.prefill_chunk, std::max(budget, 1)});
     for (int j = 0; j < n; ++j) {
       const size_t k = s.next_prompt + j;
       const bool last = k + 1 == prompt.size();
-      b.add(prompt[k], base + j, s.id, last);
-      if (last) rows.push_back(&s);
+      b.add(prompt[k], base + j, s.id, last || score);
+      if (score && !last) score_rows.push_back({&s, n_rows++, k + 1});
+      else if (last) rows.push_back({&s, n_rows++});
     }
     s.next_prompt += n;
     budget -= n;
@@ -295,12 +313,22 @@ void Scheduler::step(std::vector<Slot>& slots) {
     }
   }
 
+  for (const ScoreRow& sr : score_rows) {
+    float lp, ent;
+    token_uncertainty(logits.data() + sr.index * (size_t)n_vocab, n_vocab, sr.slot->req->prompt[sr.next], &lp, &ent);
+    sr.slot->req->prompt_nll.push_back(-lp);  // read by the client only after done
+  }
+
   uint64_t n_generated = 0;
   std::vector<float> masked;
-  for (size_t row = 0; row < rows.size(); ++row) {
-    Slot& s = *rows[row];
+  for (const Row& row : rows) {
+    Slot& s = *row.slot;
     GenRequest& r = *s.req;
-    const float* lg = logits.data() + row * (size_t)n_vocab;
+    if (r.n_predict == 0) {  // prefill only (the router's scoring pass)
+      finish(s, "length");
+      continue;
+    }
+    const float* lg = logits.data() + row.index * (size_t)n_vocab;
     const float* pick_from = lg;
     if (s.json) {
       Candidates c;
@@ -312,6 +340,13 @@ void Scheduler::step(std::vector<Slot>& slots) {
     }
     const int32_t id = s.sampler->sample(pick_from, n_vocab);
     s.sampler->accept(id);
+    if (r.track_uncertainty) {
+      float lp, ent;
+      token_uncertainty(lg, n_vocab, id, &lp, &ent);
+      r.gen_logprob.push_back(lp);
+      r.gen_entropy.push_back(ent);
+      r.gen_tokens.push_back(id);
+    }
     if (s.json) s.json->accept(id);
     ++n_generated;
     GenChunk chunk;

@@ -40,13 +40,18 @@ struct GenChunk {
 struct GenRequest {
   // Input (set before submit).
   std::vector<int32_t> prompt;
-  int n_predict = -1;  // -1: until end of generation or the context is full
+  int n_predict = -1;  // -1: until end of generation or the context is full; 0: prefill only
   SamplerParams sampling;
   std::vector<std::string> stop;
   int n_logprobs = -1;  // -1: none; else the chosen token plus this many alternatives
   std::shared_ptr<const JsonSchema> json;  // constrained decoding when set
   bool strip_leading_space = false;        // drop the SentencePiece space before the first word
   bool embed = false;                      // an embedding of `prompt` instead of generation
+  // The router's prompt signal: the NLL of every prompt token after the first
+  // (the whole prompt is evaluated, and stays cached for the answer that follows).
+  bool score_prompt = false;
+  // The router's draft signals: log-probability and entropy of each generated token.
+  bool track_uncertainty = false;
 
   // Output (guarded by mu).
   std::mutex mu;
@@ -58,6 +63,9 @@ struct GenRequest {
   int n_prompt = 0, n_cached = 0, n_gen = 0;
   double prefill_ms = 0, decode_ms = 0, queue_ms = 0;
   std::vector<float> embedding;
+  std::vector<float> prompt_nll;                 // with score_prompt
+  std::vector<float> gen_logprob, gen_entropy;   // with track_uncertainty
+  std::vector<int32_t> gen_tokens;               // with track_uncertainty
 
   std::atomic<bool> cancelled{false};
   std::chrono::steady_clock::time_point submitted;

@@ -1,5 +1,7 @@
 // `slim serve`: the HTTP server. OpenAI-compatible routes under /v1, Ollama's
-// under /api, /health, /metrics, and the embedded chat page at /.
+// under /api, /health, /metrics, and the embedded chat page at /. With a
+// router, the model `auto` is routed per request between the local model and
+// a remote endpoint, and remote endpoints can be named directly (hybrid.cpp).
 //
 // Models (paths or store names) load on first use, each into a Scheduler with
 // `parallel` slots, and unload after `keep_alive` seconds idle. Every JSON
@@ -15,6 +17,8 @@
 #include "base/status.h"
 
 namespace slim {
+
+struct Router;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -32,6 +36,10 @@ struct ServerOptions {
   size_t max_body = 8u << 20;       // request bytes; more → 413
   int http_threads = 128;           // connection handlers
   std::string store_root;           // "" : the default store
+  // Hybrid routing: the model `auto` and the remote endpoints of the router's
+  // config (null: local models only). Escalations are logged to audit_log.
+  std::shared_ptr<const Router> router;
+  std::string audit_log;            // "" : the config's, else $SLIM_HOME/audit.jsonl
 };
 
 // Parses "5m", "300", "1h30m", "0", "-1" (Ollama's keep_alive) into seconds.
@@ -51,8 +59,9 @@ class Server {
   Status run();
   void stop();
 
+  struct Impl;  // opaque; named here so the server's own files can pass it around
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "base/mapped_file.h"
+#include "net/outbound.h"
 #include "store/sha256.h"
 
 namespace fs = std::filesystem;
@@ -252,7 +253,9 @@ Result<std::string> http_get_text(const std::string& url, long* status) {
   curl_easy_setopt(c.h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c.h, CURLOPT_HEADERDATA, &hs);
   curl_easy_setopt(c.h, CURLOPT_TIMEOUT, 60L);
-  CURLcode rc = curl_easy_perform(c.h);
+  auto performed = net::perform(c.h, url, "pull");  // refused under local-only
+  if (!performed) return Status::error(performed.error());
+  CURLcode rc = (CURLcode)*performed;
   if (rc != CURLE_OK)
     return Status::error(format("cannot reach %s: %s", url_host(url).c_str(), curl_easy_strerror(rc)));
   curl_easy_getinfo(c.h, CURLINFO_RESPONSE_CODE, status);
@@ -440,7 +443,9 @@ Result<Manifest> pull_model(Store& store, const std::string& ref, const PullOpti
     curl_easy_setopt(c.h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c.h, CURLOPT_HEADERDATA, &head);
     curl_easy_setopt(c.h, CURLOPT_TIMEOUT, 60L);
-    CURLcode rc = curl_easy_perform(c.h);
+    auto performed = net::perform(c.h, src.url, "pull");
+    if (!performed) return Status::error(performed.error());
+    CURLcode rc = (CURLcode)*performed;
     long code = 0;
     curl_easy_getinfo(c.h, CURLINFO_RESPONSE_CODE, &code);
     if (rc == CURLE_OK && code >= 400 && code < 500 && code != 405 && code != 408 && code != 429)
@@ -534,7 +539,13 @@ Result<Manifest> pull_model(Store& store, const std::string& ref, const PullOpti
     curl_easy_setopt(c.h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c.h, CURLOPT_HEADERDATA, &hs);
     if (offset > 0) curl_easy_setopt(c.h, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)offset);
-    CURLcode rc = curl_easy_perform(c.h);
+    auto performed = net::perform(c.h, src.url, "pull");
+    if (!performed) {  // local-only switched on mid-pull: keep the partial file for a later resume
+      progress.finish();
+      std::fclose(f);
+      return Status::error(performed.error());
+    }
+    CURLcode rc = (CURLcode)*performed;
     fetched_total = d.fetched_total;
     long code = 0;
     curl_easy_getinfo(c.h, CURLINFO_RESPONSE_CODE, &code);
