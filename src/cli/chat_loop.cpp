@@ -6,6 +6,7 @@
 
 #include "chat/template.h"
 #include "cli/cli.h"
+#include "cli/route_turn.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,7 +42,8 @@ Result<std::vector<int32_t>> render_tokens(const Engine& e, const ChatTemplate& 
 
 }  // namespace
 
-int chat_loop(Engine& e, const SamplerParams& sampling, const std::string& system, int n_predict) {
+int chat_loop(Engine& e, const SamplerParams& sampling, const std::string& system, int n_predict,
+              TerminalRouter* router) {
   auto tmpl = model_chat_template(e, true);
   if (!tmpl) return fail(tmpl.error());
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
@@ -80,6 +82,14 @@ int chat_loop(Engine& e, const SamplerParams& sampling, const std::string& syste
       std::fprintf(stderr, "slim: that message does not fit the context (%d tokens); /clear or use a larger -c\n", e.n_ctx());
       messages.erase(messages.end() - 1);
       continue;
+    }
+    if (router) {
+      auto remote = route_turn(*router, e, nlohmann::json::parse(messages.dump()), line, sampling, n_predict, true);
+      if (remote) {
+        std::printf("\n");
+        messages.push_back({{"role", "assistant"}, {"content", *remote}});
+        continue;
+      }
     }
     GenerateParams gp;
     gp.sampling = sampling;

@@ -14,6 +14,10 @@ class ChatTemplate;
 // The model's template, or ChatML with a one-line warning on stderr.
 Result<ChatTemplate> model_chat_template(const Engine& e, bool warn);
 
-int chat_loop(Engine& e, const SamplerParams& sampling, const std::string& system, int n_predict);
+struct TerminalRouter;
+// With `router`, each turn is routed (route_turn.h); a remote answer joins
+// the history like a local one.
+int chat_loop(Engine& e, const SamplerParams& sampling, const std::string& system, int n_predict,
+              TerminalRouter* router = nullptr);
 
 }  // namespace slim

@@ -11,6 +11,8 @@
 #include "cli/chat_loop.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/route_options.h"
+#include "cli/route_turn.h"
 #include "tokenizer/tokenizer.h"
 
 namespace slim {
@@ -26,6 +28,8 @@ struct RunOptions {
   bool json = false;
   bool ignore_eos = false;
   std::string system;
+  std::string route;  // "auto": the hybrid router decides each prompt
+  RouteFlags route_flags;
 };
 
 nlohmann::json result_json(const GenerateResult& r) {
@@ -41,7 +45,18 @@ nlohmann::json result_json(const GenerateResult& r) {
             {"decode_tps", r.timings.decode_tps()}}}};
 }
 
-int run_prompt(Engine& e, const RunOptions& o) {
+int run_prompt(Engine& e, const RunOptions& o, TerminalRouter* tr) {
+  if (tr) {
+    nlohmann::json messages = nlohmann::json::array();
+    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+    messages.push_back({{"role", "user"}, {"content", o.prompt}});
+    auto remote = route_turn(*tr, e, messages, o.prompt, o.sampling, o.n_predict, !o.json);
+    if (remote) {
+      if (o.json) std::printf("%s\n", nlohmann::json({{"text", *remote}, {"backend", "remote"}, {"route", tr->last_route}}).dump().c_str());
+      else std::printf("\n");
+      return 0;
+    }
+  }
   const Tokenizer& tok = e.tokenizer();
   std::vector<int32_t> prompt = tok.tokenize(o.prompt, /*add_special=*/true, /*parse_special=*/true);
   if (prompt.empty()) {
@@ -63,7 +78,12 @@ int run_prompt(Engine& e, const RunOptions& o) {
   auto r = generate(e, 0, prompt, gp, stream);
   if (!r) return fail(r.error());
   if (o.json) {
-    std::printf("%s\n", result_json(*r).dump().c_str());
+    nlohmann::json j = result_json(*r);
+    if (tr) {
+      j["backend"] = "local";
+      j["route"] = tr->last_route;
+    }
+    std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("\n");
     std::fflush(stdout);  // the stats line must follow the text when both go to one terminal or pipe
@@ -93,18 +113,30 @@ CommandRun register_run(CLI::App& app) {
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after end-of-text");
   cmd->add_flag("--json", o->json, "print one JSON object with tokens, text and timings");
   cmd->add_option("--system", o->system, "system prompt for chat");
+  cmd->add_option("--route", o->route, "auto: the hybrid router sends what the local model cannot do to the remote endpoint")
+      ->check(CLI::IsMember({"auto", "local"}));
+  add_route_flags(*cmd, o->route_flags);
   return [o, cmd]() {
     o->has_prompt = cmd->count("-p") > 0;
     if (o->n_predict < -1) return fail(format("bad token count %d", o->n_predict));
+    std::unique_ptr<TerminalRouter> tr;
+    if (o->route == "auto") {
+      auto cfg = resolve_route_config(o->route_flags);
+      if (!cfg) return fail(cfg.error());
+      if (o->model.model.empty() && !cfg->local_models.empty()) o->model.model = cfg->local_models.front();
+      auto t = make_terminal_router(*cfg);
+      if (!t) return fail(t.error());
+      tr = std::move(*t);
+    }
     auto e = load_engine(o->model);
     if (!e) return fail(e.error());
-    if (!o->has_prompt && isatty(0)) return chat_loop(**e, o->sampling, o->system, o->n_predict);
+    if (!o->has_prompt && isatty(0)) return chat_loop(**e, o->sampling, o->system, o->n_predict, tr.get());
     RunOptions ro = *o;
     if (!o->has_prompt) {  // prompt from a pipe
       std::string all((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
       ro.prompt = all;
     }
-    return run_prompt(**e, ro);
+    return run_prompt(**e, ro, tr.get());
   };
 }
 

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cstring>
 #include <map>
 
 #include "privacy/redact.h"
@@ -296,7 +295,7 @@ bool check_token(std::string_view v) {
 bool check_bearer(std::string_view v) {
   int upper = 0;
   for (char c : v) {
-    if (is_digit(c) || std::strchr("-._~+/=", c)) return true;
+    if (is_digit(c) || std::string_view("-._~+/=").find(c) != std::string_view::npos) return true;
     upper += c >= 'A' && c <= 'Z';
   }
   return upper >= 2;
@@ -313,7 +312,7 @@ bool check_email(std::string_view v) {
 
 // Trailing sentence punctuation after an unquoted value is not part of it.
 void trim_punctuation(std::string_view text, size_t b, size_t& e) {
-  while (e > b + 1 && std::strchr(".)]}>", text[e - 1])) --e;
+  while (e > b + 1 && std::string_view(".)]}>").find(text[e - 1]) != std::string_view::npos) --e;
 }
 
 // Values that name no secret: empty markers and references to one kept

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "route/escalate.h"
@@ -107,6 +108,7 @@ struct Plan {
   std::string audit_decision;                // "remote" (auto) or "explicit"
   RouteDecision decision;                    // the signals' verdict
   json route;                                // x_slim.route
+  std::string veto;                          // why nothing may leave ("": it may, to `remotes[0]`)
 };
 
 // The channel between the thread streaming a remote reply and the HTTP
@@ -207,23 +209,24 @@ static Plan make_plan(Server::Impl& s, const json& ob, const RequestView& v) {
   p.decision = decide_prompt(cfg.route, sig);
   p.route = p.decision.to_json();
   p.route["policy"] = policy_name(cfg.policy);
+  // The policy and the privacy rules may keep the request here whatever the signals say.
+  if (cfg.remotes.empty()) p.veto = "no remote endpoint is configured";
+  else if (local_only_flag) p.veto = "the request asked to stay on this machine (x_slim.local_only)";
+  else if (!forbid.empty()) p.veto = forbid;
+  else if (cfg.policy == Policy::LocalOnly) p.veto = "the local-only policy keeps every request on this machine";
+  else if (cfg.policy == Policy::Ask)
+    p.veto = "the ask policy escalates only what the user confirms: send the request again with model '" +
+             cfg.remotes.front().name + "'";
   if (!p.decision.remote) return p;
-  // The signals say remote: the policy and the privacy rules may still keep it here.
-  auto keep = [&](const std::string& why) {
+  if (!p.veto.empty()) {
     p.route["decision"] = "local";
     p.route["router_decision"] = "remote";
-    p.route["kept_local"] = why;
+    p.route["kept_local"] = p.veto;
+    if (cfg.policy == Policy::Ask && !cfg.remotes.empty()) {
+      p.route["escalation_available"] = true;
+      p.route["endpoint"] = cfg.remotes.front().name;
+    }
     return p;
-  };
-  if (cfg.remotes.empty()) return keep("no remote endpoint is configured");
-  if (local_only_flag) return keep("the request asked to stay on this machine (x_slim.local_only)");
-  if (!forbid.empty()) return keep(forbid);
-  if (cfg.policy == Policy::LocalOnly) return keep("the local-only policy keeps every request on this machine");
-  if (cfg.policy == Policy::Ask) {
-    p.route["escalation_available"] = true;
-    p.route["endpoint"] = cfg.remotes.front().name;
-    return keep("the ask policy escalates only what the user confirms: send the request again with model '" +
-                cfg.remotes.front().name + "'");
   }
   p.endpoint = &cfg.remotes.front();
   p.audit_decision = "remote";
@@ -319,17 +322,94 @@ static void stream_remote(httplib::Response& res, const char* content_type, std:
       [rs](bool) { rs->cancel = true; });
 }
 
+// Cascade mode: the local answer is written whole first (not streamed) and
+// judged by how sure the model was while writing its first draft_tokens
+// tokens. Returns the accepted local answer (an OpenAI response body), or
+// nothing after turning `p` into an escalation.
+static std::optional<json> cascade(Server::Impl& s, Plan& p, const json& openai_body, bool chat) {
+  const RouteConfig& cfg = s.o.router->config;
+  json d = openai_body;
+  d.erase("model");
+  d.erase("x_slim");
+  d.erase("stream_options");
+  d["stream"] = false;
+  httplib::Response scratch;
+  std::shared_ptr<GenRequest> draft;
+  s.openai_local(d, scratch, chat, &p.route, &draft);
+  json local = json::parse(scratch.body, nullptr, false);
+  if (!draft || !local.is_object()) return local;
+  const size_t n = std::min<size_t>(draft->gen_logprob.size(), (size_t)cfg.route.draft_tokens);
+  DraftSignals ds = draft_signals(std::vector<float>(draft->gen_logprob.begin(), draft->gen_logprob.begin() + n),
+                                  std::vector<float>(draft->gen_entropy.begin(), draft->gen_entropy.begin() + n),
+                                  std::vector<int32_t>(draft->gen_tokens.begin(), draft->gen_tokens.begin() + n));
+  RouteDecision dd = decide_draft(cfg.route, PromptSignals{}, ds);
+  p.route["draft"] = to_json(ds);
+  p.route["cascade"] = true;
+  if (!dd.remote) {
+    p.route["reason"] = dd.reason;
+    local["x_slim"]["route"] = p.route;
+    return local;
+  }
+  p.route["decision"] = "remote";
+  p.route["reason"] = dd.reason;
+  p.decision.remote = true;
+  p.decision.reason = dd.reason;
+  p.decision.signals = p.route["signals"];
+  p.decision.signals["draft"] = p.route["draft"];
+  p.endpoint = &cfg.remotes.front();
+  p.audit_decision = "remote";
+  return std::nullopt;
+}
+
+static bool cascade_applies(const Server::Impl& s, const Plan& p) {
+  return s.o.router->config.route.cascade && !p.endpoint && p.veto.empty() && !p.decision.remote &&
+         !s.o.router->config.remotes.empty();
+}
+
+// An accepted local draft as the stream a client asked for.
+static void send_openai_draft(httplib::Response& res, json local, bool chat, bool stream) {
+  if (!stream) {
+    res.set_content(local.dump(), "application/json");
+    return;
+  }
+  json ch = local["choices"][0];
+  const std::string text = chat ? ch["message"]["content"].get<std::string>() : ch["text"].get<std::string>();
+  json base = local;
+  base.erase("usage");
+  base["object"] = chat ? "chat.completion.chunk" : "text_completion";
+  auto chunk = [&](json delta, json finish) {
+    json c = {{"index", 0}, {"finish_reason", finish}, {"logprobs", nullptr}};
+    if (chat) c["delta"] = delta;
+    else c["text"] = delta.value("content", "");
+    base["choices"] = json::array({c});
+    return sse(base);
+  };
+  std::string out;
+  if (chat) out += chunk({{"role", "assistant"}, {"content", ""}}, nullptr);
+  out += chunk({{"content", text}}, nullptr);
+  out += chunk(json::object(), ch["finish_reason"]);
+  out += "data: [DONE]\n\n";
+  res.set_header("Cache-Control", "no-cache");
+  res.set_content(out, "text/event-stream");
+}
+
 void Server::Impl::route_openai(const json& b, httplib::Response& res, bool chat) {
   RequestView v = view_openai(b, chat);
   Plan p = make_plan(*this, b, v);
   json local_body = b;
   local_body.erase("model");
   local_body.erase("x_slim");
+  const bool stream = field<bool>(b, "stream", false);
+  if (cascade_applies(*this, p)) {
+    if (auto local = cascade(*this, p, b, chat)) {
+      count_route(*this, "local");
+      return send_openai_draft(res, *local, chat, stream);
+    }
+  }
   if (!p.endpoint) {
     count_route(*this, p.route.value("router_decision", "") == "remote" ? "kept_local" : "local");
     return openai_local(local_body, res, chat, &p.route);
   }
-  const bool stream = field<bool>(b, "stream", false);
   const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(++request_id);
   auto rs = start_remote(*this, p, b, chat, stream, id);
   bool failed_early;
@@ -387,11 +467,32 @@ void Server::Impl::route_ollama(const json& b, httplib::Response& res, bool chat
   json local_body = b;
   local_body.erase("model");
   local_body.erase("x_slim");
+  const bool stream = field<bool>(b, "stream", true);
+  if (cascade_applies(*this, p)) {
+    if (auto local = cascade(*this, p, ob, true)) {
+      // The accepted draft in Ollama's form (one record, or one record and the end when streaming).
+      count_route(*this, "local");
+      json j = {{"model", (*local)["model"]}, {"created_at", iso_time(std::chrono::system_clock::now())}, {"done", true},
+                {"done_reason", (*local)["choices"][0]["finish_reason"] == "length" ? "length" : "stop"},
+                {"prompt_eval_count", (*local)["usage"]["prompt_tokens"]}, {"eval_count", (*local)["usage"]["completion_tokens"]},
+                {"x_slim", (*local)["x_slim"]}};
+      const std::string text = (*local)["choices"][0]["message"]["content"].get<std::string>();
+      if (chat) j["message"] = {{"role", "assistant"}, {"content", stream ? "" : text}};
+      else j["response"] = stream ? "" : text;
+      if (!stream) return res.set_content(j.dump(), "application/json");
+      json first = j;
+      first["done"] = false;
+      first.erase("done_reason");
+      first.erase("x_slim");
+      if (chat) first["message"]["content"] = text;
+      else first["response"] = text;
+      return res.set_content(first.dump() + "\n" + j.dump() + "\n", "application/x-ndjson");
+    }
+  }
   if (!p.endpoint) {
     count_route(*this, p.route.value("router_decision", "") == "remote" ? "kept_local" : "local");
     return ollama_local(local_body, res, chat, &p.route);
   }
-  const bool stream = field<bool>(b, "stream", true);
   const std::string id = "route-" + std::to_string(++request_id);
   auto t0 = Clock::now();
   auto rs = start_remote(*this, p, ob, true, stream, id);

@@ -252,7 +252,8 @@ void Server::Impl::openai_chat(const httplib::Request& req, httplib::Response& r
   openai_local(b, res, chat, nullptr);
 }
 
-void Server::Impl::openai_local(const json& b, httplib::Response& res, bool chat, const json* route) {
+void Server::Impl::openai_local(const json& b, httplib::Response& res, bool chat, const json* route,
+                                std::shared_ptr<GenRequest>* draft) {
   GenSpec g = openai_spec(b, chat);
   ojson messages;
   std::string prompt_text;
@@ -285,6 +286,10 @@ void Server::Impl::openai_local(const json& b, httplib::Response& res, bool chat
   } else prompt = tok.tokenize(prompt_text, true, true);
   fit_context(prompt, m, g.truncate);
   auto r = make_request(g, std::move(prompt), m);
+  if (draft) {
+    r->track_uncertainty = true;
+    *draft = r;
+  }
   submit_or_throw(m, r);
 
   const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(++request_id);

@@ -173,7 +173,10 @@ struct Server::Impl {
   // Handlers.
   void openai_chat(const httplib::Request& req, httplib::Response& res, bool chat);
   // The local answer; `route` (the router's decision) joins x_slim when given.
-  void openai_local(const json& b, httplib::Response& res, bool chat, const json* route);
+  // With `draft` (cascade mode), the request records each token's log-probability
+  // and entropy and is handed back for the router to judge.
+  void openai_local(const json& b, httplib::Response& res, bool chat, const json* route,
+                    std::shared_ptr<GenRequest>* draft = nullptr);
   void ollama_local(const json& b, httplib::Response& res, bool chat, const json* route);
   // Hybrid routing (hybrid.cpp): requests for `auto` or a remote endpoint.
   bool is_routed(const json& b) const;

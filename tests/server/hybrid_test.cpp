@@ -409,3 +409,41 @@ TEST(Hybrid, AuditLogKeepsEveryEscalationUnderLoad) {
 
 }  // namespace
 }  // namespace slim
+
+namespace slim {
+namespace {
+
+// Cascade mode: the local draft is judged before anyone sees it.
+TEST(Hybrid, CascadeKeepsSureDraftsAndEscalatesUnsureOnes) {
+  {
+    Hybrid h(Policy::Auto, 3, [](RouteConfig& c) { c.route.cascade = true; });
+    for (bool stream : {false, true}) {
+      auto r = h.post("/v1/chat/completions", chat("auto", kStory, stream, 24));
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      json route = stream ? sse_events(r->body).back()["x_slim"]["route"] : json::parse(r->body)["x_slim"]["route"];
+      EXPECT_EQ(route["decision"], "local") << route.dump();
+      EXPECT_TRUE(route["cascade"].get<bool>());
+      EXPECT_GT(route["draft"]["draft_tokens"].get<int>(), 0);
+      EXPECT_LE(route["draft"]["logprob_mean"].get<double>(), 0.0);
+    }
+    EXPECT_EQ(h.remote.request_count(), 0u);
+  }
+  // A bar no draft can clear: the same prompt goes out after its draft.
+  Hybrid h(Policy::Auto, 3, [](RouteConfig& c) {
+    c.route.cascade = true;
+    c.route.min_draft_logprob = -1e-6;
+  });
+  auto r = h.post("/api/chat", {{"model", "auto"}, {"stream", false}, {"messages", {{{"role", "user"}, {"content", kStory}}}}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json b = json::parse(r->body);
+  EXPECT_EQ(b["x_slim"]["backend"], "remote") << r->body;
+  EXPECT_NE(b["x_slim"]["route"]["reason"].get<std::string>().find("draft"), std::string::npos);
+  EXPECT_EQ(h.remote.request_count(), 1u);
+  ASSERT_EQ(h.audit().size(), 1u);
+  EXPECT_TRUE(h.audit()[0]["signals"].contains("draft"));
+}
+
+}  // namespace
+}  // namespace slim
