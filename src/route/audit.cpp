@@ -2,10 +2,11 @@
 // O_APPEND descriptor and fsynced before the caller sends anything, so an
 // entry is either wholly on disk or (after a crash mid-write) a torn line that
 // readers skip. Appends from threads of one process are serialised by the
-// log's mutex; appends from several processes rely on O_APPEND.
+// log's mutex, appends from several processes by O_APPEND and an flock.
 #include "route/audit.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,10 +147,14 @@ Status AuditLog::append(AuditEntry e) {
       fs::create_directories(parent, ec);
       if (ec) return Status::error("cannot create " + parent.string() + ": " + ec.message());
     }
-    if (ends_mid_line(path_)) line.insert(line.begin(), '\n');
     created = ::access(path_.c_str(), F_OK) != 0;
     fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return Status::error(format("cannot open the audit log %s: %s", path_.c_str(), std::strerror(errno)));
+    // Other processes' writers take the same lock, so the tail seen here is
+    // not a line another writer is still copying in (flock is released by close).
+    while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+    if (ends_mid_line(path_)) line.insert(line.begin(), '\n');
     // One write() call: with O_APPEND the line lands whole after every other
     // writer's (other processes too), never interleaved with them.
     ssize_t w;
@@ -162,6 +167,7 @@ Status AuditLog::append(AuditEntry e) {
       return Status::error(format("cannot write the audit log %s: %s", path_.c_str(),
                                   w < 0 ? std::strerror(write_errno) : "short write (disk full?)"));
     }
+    ::flock(fd, LOCK_UN);
   }
   // On disk before the payload leaves: the log may not miss what was sent.
   if (::fsync(fd) != 0) {
