@@ -42,6 +42,8 @@ CommandRun register_cp(CLI::App& app);
 CommandRun register_fit(CLI::App& app);
 CommandRun register_serve(CLI::App& app);  // cmd_serve.cpp
 CommandRun register_audit(CLI::App& app);  // cmd_audit.cpp: slim audit
+CommandRun register_perplexity(CLI::App& app);  // cmd_perplexity.cpp
+CommandRun register_imatrix(CLI::App& app);     // cmd_imatrix.cpp
 CommandRun register_config(CLI::App& app);  // cmd_config.cpp: slim config show
 CommandRun register_route(CLI::App& app);   // cmd_route.cpp: slim route explain|decide|calibrate|train
 

@@ -5,6 +5,8 @@
 // can be shared between tools.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -28,11 +30,37 @@ struct Imatrix {
   int chunk_size = 0;
 };
 
-// Detects the format from the file's first bytes.
-Result<Imatrix> read_imatrix(const std::string& path);
+// Detects the format from the file's first bytes ("GGUF", else `.dat`). A
+// `.dat` file stores per-column means times a call count and no chunk size;
+// its sums and counts are rebuilt with `dat_chunk_size` tokens a call (0:
+// 512, llama.cpp's default context, as its tools assume).
+Result<Imatrix> read_imatrix(const std::string& path, int dat_chunk_size = 0);
 // GGUF format unless the path ends in ".dat"; written atomically.
 Status write_imatrix(const std::string& path, const Imatrix& m);
 // Adds b's sums and counts into a (tensors of the same shape).
 Status merge_imatrix(Imatrix& a, const Imatrix& b);
+
+// Collection over calibration text (`slim imatrix`).
+struct ImatrixParams {
+  int n_ctx = 512;              // tokens a chunk (BOS first when the vocabulary adds one)
+  int n_batch = 512;            // tokens a forward pass; chunks share one when n_batch >= 2 n_ctx
+  int n_chunks = -1;            // at most this many chunks; -1: all the text holds
+  int n_threads = 0;            // 0: physical cores
+  bool process_output = false;  // also output.weight (llama.cpp's --process-output)
+  bool compute_ppl = true;      // PPL of each chunk's second half, as a sanity check
+  std::string dataset;          // recorded in imatrix.datasets
+};
+
+struct ImatrixProgress {
+  int chunk = 0, n_chunks = 0;  // chunks done, of
+  double ppl = 0;               // running perplexity (0 without compute_ppl)
+  double tokens_per_s = 0;
+};
+
+// Loads the model, runs it over `text` in chunks of n_ctx tokens and sums the
+// squares of the activations entering every weight matmul of the layers
+// ("blk.*"; and output.weight with process_output). `progress` after each chunk.
+Result<Imatrix> collect_imatrix(const std::string& model_path, const std::string& text, const ImatrixParams& p,
+                                const std::function<void(const ImatrixProgress&)>& progress = nullptr);
 
 }  // namespace slim

@@ -100,12 +100,22 @@ struct Batch {
 // a [n_tokens][n] row-major float array.
 using TraceFn = void (*)(void* user, const char* name, int il, const float* data, int n_tokens, int n);
 
+// Importance-matrix hook: called with each weight matrix just before it is
+// multiplied, and the activations entering it ([n_tokens][w.ne0] floats),
+// once per weight and product: ops.h matmul and matmul_many (the parts of one
+// fused matrix count once); matmul_rows, a slice, does not call it, since the
+// slices of one product would count its rows twice. The trace names do not say
+// which weight reads them (fused or split QKV, families), this does.
+using MatmulHookFn = void (*)(void* user, const Weight& w, const float* x, int n_tokens);
+
 // Scratch buffers reused across calls, sized for the largest batch seen.
 struct ForwardState {
   KvCache kv;
   ThreadPool* pool = nullptr;   // null: single thread
   TraceFn trace = nullptr;
   void* trace_user = nullptr;
+  MatmulHookFn matmul_hook = nullptr;  // null: no cost beyond a test
+  void* matmul_hook_user = nullptr;
   std::vector<float> x, cur, q, k, v, attn, ffn_a, ffn_b, tmp;
   std::vector<uint8_t> act;     // activations converted to a weight's dot type
   // RoPE's cos and sin for the batch's positions, made by the first layer and

@@ -21,10 +21,17 @@ void matmul_rows(const Weight& w, int64_t r0, int64_t r1, const float* x, int n_
 }
 
 void matmul_many(const MatmulPart* parts, int n_parts, const float* x, int n_tokens, ForwardState& st) {
+  if (st.matmul_hook)
+    for (int i = 0; i < n_parts; ++i) {
+      bool seen = false;  // the Q, K, V rows of one fused matrix are one product
+      for (int j = 0; j < i; ++j) seen = seen || parts[j].w == parts[i].w;
+      if (!seen) st.matmul_hook(st.matmul_hook_user, *parts[i].w, x, n_tokens);
+    }
   slim::matmul_many(parts, n_parts, x, n_tokens, pool_of(st), kernels());
 }
 
 void matmul(const Weight& w, const float* x, int n_tokens, float* y, ForwardState& st) {
+  if (st.matmul_hook) st.matmul_hook(st.matmul_hook_user, w, x, n_tokens);
   slim::matmul(w, x, n_tokens, y, pool_of(st), kernels());
 }
 

@@ -183,7 +183,9 @@ void Scheduler::step(std::vector<Slot>& slots) {
       ++busy_;
     }
     // The free slot whose cache shares the longest prefix with the prompt
-    // (a multi-turn chat comes back to the slot holding its history).
+    // (a multi-turn chat comes back to the slot holding its history); among
+    // equals, the one holding the least, so a cached conversation another
+    // request may come back to is overwritten last.
     Slot* best = nullptr;
     size_t best_common = 0;
     for (auto& s : slots) {
@@ -191,7 +193,11 @@ void Scheduler::step(std::vector<Slot>& slots) {
       const auto& have = engine_->seq_tokens(s.id);
       size_t n = 0;
       while (n < have.size() && n < r->prompt.size() && have[n] == r->prompt[n]) ++n;
-      if (!best || n > best_common) { best = &s; best_common = n; }
+      if (!best || n > best_common ||
+          (n == best_common && have.size() < engine_->seq_tokens(best->id).size())) {
+        best = &s;
+        best_common = n;
+      }
     }
     Slot& s = *best;
     s.req = r;
