@@ -15,9 +15,9 @@ std::atomic<bool> g_local_only{false};
 std::atomic<uint64_t> g_attempted{0};
 std::atomic<uint64_t> g_refused{0};
 
-// scheme://host[:port] only: a URL's path or query may carry a token, and
-// userinfo (user:password@) certainly does, so neither goes into a message.
-std::string describe_host(const std::string& url) {
+}  // namespace
+
+std::string url_origin(const std::string& url) {
   size_t p = url.find("://");
   size_t b = p == std::string::npos ? 0 : p + 3;
   size_t e = url.find_first_of("/?#", b);
@@ -25,8 +25,6 @@ std::string describe_host(const std::string& url) {
   if (size_t at = host.rfind('@'); at != std::string::npos) host = host.substr(at + 1);
   return (p == std::string::npos ? "" : url.substr(0, p + 3)) + host;
 }
-
-}  // namespace
 
 void set_local_only(bool on) { g_local_only.store(on, std::memory_order_seq_cst); }
 
@@ -39,9 +37,9 @@ Result<int> perform(CURL* handle, const std::string& url, const char* purpose) {
   if (local_only()) {
     g_refused.fetch_add(1, std::memory_order_relaxed);
     return Status::error(format("local-only policy: refused the %s connection to %s (nothing was sent)", what,
-                                describe_host(url).c_str()));
+                                url_origin(url).c_str()));
   }
-  if (!handle) return Status::error(format("%s connection to %s: no libcurl handle", what, describe_host(url).c_str()));
+  if (!handle) return Status::error(format("%s connection to %s: no libcurl handle", what, url_origin(url).c_str()));
   g_attempted.fetch_add(1, std::memory_order_relaxed);
   return (int)curl_easy_perform(handle);
 }

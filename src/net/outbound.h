@@ -21,6 +21,10 @@ bool local_only();
 // Returns libcurl's result code, or an error when refused.
 Result<int> perform(CURL* handle, const std::string& url, const char* purpose);
 
+// scheme://host[:port] of a URL: what a message may name (a URL's userinfo,
+// path or query may carry a credential, so none of them is kept).
+std::string url_origin(const std::string& url);
+
 // Connections attempted through perform() since start (refused ones excluded).
 uint64_t connections_attempted();
 // Attempts refused by the local-only policy.

@@ -51,15 +51,6 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-// scheme://host[:port]: what a message may name (no userinfo, path or query).
-std::string url_origin(const std::string& url) {
-  size_t p = url.find("://");
-  size_t b = p == std::string::npos ? 0 : p + 3;
-  size_t e = url.find_first_of("/?#", b);
-  std::string host = url.substr(b, e == std::string::npos ? std::string::npos : e - b);
-  if (size_t at = host.rfind('@'); at != std::string::npos) host = host.substr(at + 1);
-  return (p == std::string::npos ? "" : url.substr(0, p + 3)) + host;
-}
 
 // A body quoted on one line: control characters become spaces, runs collapse,
 // long ones are cut. An OpenAI-style {"error":{"message":...}} quotes the message.
@@ -385,7 +376,7 @@ RemoteReply remote_post(const RemoteEndpoint& ep, const std::string& path, const
   while (!base.empty() && base.back() == '/') base.pop_back();
   if (base.empty()) return failed(r, "unreachable", "the remote endpoint '" + ep.name + "' has no url");
   const std::string url = base + (path.empty() || path[0] == '/' ? "" : "/") + path;
-  const std::string origin = url_origin(url);
+  const std::string origin = net::url_origin(url);
   if (cancel && cancel->load()) return failed(r, "cancelled", "cancelled before connecting to " + ep.name);
 
   CurlEasy c;
