@@ -399,6 +399,7 @@ TEST(Hybrid, AuditLogKeepsEveryEscalationUnderLoad) {
   for (auto& t : clients) t.join();
   EXPECT_EQ(failed.load(), 0);
   EXPECT_GT(remote.load(), 300);
+  std::printf("audit under load: %d requests, %d escalated\n", total, remote.load());
   auto audit = h.audit();
   EXPECT_EQ((int)audit.size(), remote.load());
   std::set<std::string> logged;
