@@ -36,6 +36,7 @@
   // ---------------------------------------------------------------- state
 
   let models = [];            // ids from GET /v1/models
+  let modelKinds = new Map(); // id -> 'local' | 'router' (auto) | 'remote' (an endpoint of the router)
   let modelsError = '';
   const streams = new Map();  // conversation id -> { controller, msg }
   const elOf = new WeakMap(); // message object -> its DOM element
@@ -49,14 +50,39 @@
   function str(v) { return typeof v === 'string' ? v : ''; }
   function num(v) { return typeof v === 'number' && isFinite(v) ? v : null; }
 
+  // What the hybrid router said about an answer (x_slim.route), as plain
+  // strings: it is stored with the conversation and shown under the answer.
+  function cleanRoute(r) {
+    if (!r || typeof r !== 'object') return null;
+    const out = {
+      decision: str(r.decision),
+      reason: str(r.reason),
+      policy: str(r.policy),
+      kept_local: str(r.kept_local),
+      router_decision: str(r.router_decision),
+      escalation_available: r.escalation_available === true,
+      endpoint: str(r.endpoint),
+      fallback: null,
+    };
+    if (r.fallback && typeof r.fallback === 'object') {
+      out.fallback = {
+        endpoint: str(r.fallback.endpoint), failure: str(r.fallback.failure), message: str(r.fallback.message),
+      };
+    }
+    return out;
+  }
+
+  function cleanSource(s) {
+    if (!s || typeof s !== 'object') return null;
+    return { backend: str(s.backend), model: str(s.model), endpoint: str(s.endpoint), route: cleanRoute(s.route) };
+  }
+
   function cleanMessage(m) {
     if (!m || (m.role !== 'user' && m.role !== 'assistant')) return null;
     const out = { role: m.role, content: str(m.content) };
     if (m.role === 'assistant') {
       out.model = str(m.model);
-      out.source = m.source && typeof m.source === 'object'
-        ? { backend: str(m.source.backend), model: str(m.source.model), endpoint: str(m.source.endpoint) }
-        : null;
+      out.source = cleanSource(m.source);
       out.tokens = num(m.tokens);
       out.tps = num(m.tps);
       out.ttft = num(m.ttft);
@@ -166,12 +192,19 @@
       const res = await fetch('/v1/models', { headers: apiHeaders() });
       if (!res.ok) throw await errorFromResponse(res);
       const body = await res.json();
-      models = (Array.isArray(body.data) ? body.data : [])
-        .map((m) => (m && typeof m.id === 'string' ? m.id : null)).filter(Boolean);
+      const list = (Array.isArray(body.data) ? body.data : []).filter((m) => m && typeof m.id === 'string' && m.id);
+      models = list.map((m) => m.id);
+      modelKinds = new Map(list.map((m) => [m.id,
+        m.owned_by === 'slim-router' ? 'router' : m.owned_by === 'remote' ? 'remote' : 'local']));
       modelsError = '';
-      setStatus(models.length === 1 ? '1 model' : models.length + ' models', models.length ? 'ok' : 'err');
+      const local = models.filter((id) => kindOf(id) === 'local').length;
+      const remotes = models.filter((id) => kindOf(id) === 'remote');
+      let text = local === 1 ? '1 model' : local + ' models';
+      if (remotes.length) text += ' · remote: ' + remotes.join(', ');
+      setStatus(text, models.length ? 'ok' : 'err');
     } catch (e) {
       models = [];
+      modelKinds = new Map();
       modelsError = e.message;
       setStatus('server: ' + e.message, 'err');
     } finally {
@@ -182,40 +215,141 @@
     }
   }
 
+  function kindOf(id) {
+    return modelKinds.get(id) || (id === 'auto' ? 'router' : 'local');
+  }
+
+  // The router when the server has one, else the first local model.
+  function defaultModel() {
+    if (models.includes('auto') && kindOf('auto') === 'router') return 'auto';
+    return models.find((id) => kindOf(id) === 'local') || models[0] || '';
+  }
+
+  function modelLabel(id) {
+    const kind = kindOf(id);
+    if (kind === 'router') return id + ' (router)';
+    if (kind === 'remote') return id + ' (remote)';
+    return id;
+  }
+
+  function modelTitle(id) {
+    const kind = kindOf(id);
+    if (kind === 'router') return 'Model: auto — the router answers locally and sends what is beyond the local model to a remote endpoint';
+    if (kind === 'remote') return 'Model: ' + id + ' — a remote endpoint: messages leave this machine';
+    return 'Model: ' + id + ' (local)';
+  }
+
   function renderModelPicker() {
     const conv = current();
     ui.model.textContent = '';
     if (!conv.model || (models.length && !models.includes(conv.model) && !conv.messages.length)) {
       const last = localStorage.getItem(LAST_MODEL_KEY);
-      conv.model = models.includes(last) ? last : (models[0] || conv.model);
+      conv.model = models.includes(last) ? last : (defaultModel() || conv.model);
     }
-    const ids = models.slice();
-    if (conv.model && !ids.includes(conv.model)) ids.push(conv.model);
-    if (!ids.length) {
-      const o = document.createElement('option');
-      o.value = '';
-      o.textContent = modelsError ? 'no server' : 'no models';
-      ui.model.appendChild(o);
-    }
-    for (const id of ids) {
+    const option = (id, text) => {
       const o = document.createElement('option');
       o.value = id;
-      o.textContent = models.includes(id) ? id : id + ' (not served)';
-      ui.model.appendChild(o);
+      o.textContent = text;
+      return o;
+    };
+    if (!models.length && !conv.model) {
+      ui.model.appendChild(option('', modelsError ? 'no server' : 'no models'));
     }
+    // With a router, the choices come in groups: the router, this machine's
+    // models, the remote endpoints. Without one, a plain list as before.
+    const groups = [
+      ['router', 'Router'], ['local', 'Local models'], ['remote', 'Remote endpoints'],
+    ].map(([kind, label]) => ({ label, ids: models.filter((id) => kindOf(id) === kind) }));
+    const grouped = groups[0].ids.length > 0 || groups[2].ids.length > 0;
+    for (const g of groups) {
+      if (!g.ids.length) continue;
+      let parent = ui.model;
+      if (grouped) {
+        parent = document.createElement('optgroup');
+        parent.label = g.label;
+        ui.model.appendChild(parent);
+      }
+      for (const id of g.ids) parent.appendChild(option(id, modelLabel(id)));
+    }
+    if (conv.model && !models.includes(conv.model)) ui.model.appendChild(option(conv.model, conv.model + ' (not served)'));
     ui.model.value = conv.model || '';
-    ui.model.title = conv.model ? 'Model: ' + conv.model : 'Model';
+    ui.model.title = conv.model ? modelTitle(conv.model) : 'Model';
   }
 
   // ---------------------------------------------------------------- rendering
 
+  // "local · stories260K", "remote · cloud (gpt-x)".
   function sourceLabel(msg) {
     const s = msg.source;
     if (s && s.backend) {
       if (s.backend === 'local') return { text: 'local · ' + (s.model || msg.model), kind: 'local' };
-      return { text: 'cloud · ' + (s.endpoint || s.backend) + (s.model ? ' · ' + s.model : ''), kind: 'cloud' };
+      if (s.endpoint) return { text: 'remote · ' + s.endpoint + (s.model ? ' (' + s.model + ')' : ''), kind: 'remote' };
+      return { text: 'remote · ' + (s.model || msg.model), kind: 'remote' };
     }
     return { text: (s && s.model) || msg.model || 'unknown', kind: '' };
+  }
+
+  // The router's account of an answer: its reason, and a notice when the
+  // answer is not where the router wanted it (kept local, remote failed).
+  function routeNotice(msg) {
+    const s = msg.source;
+    const r = s && s.route;
+    if (!r) return null;
+    if (r.fallback) {
+      const f = r.fallback;
+      const failure = f.failure || 'error';
+      const where = f.endpoint || 'remote';
+      if (s.backend === 'remote') {
+        return { text: where + ' broke off (' + failure + ') — the answer may be incomplete', detail: f.message, kind: 'fallback' };
+      }
+      return { text: where + ' failed (' + failure + ') — answered locally', detail: f.message, kind: 'fallback' };
+    }
+    if (r.escalation_available && r.endpoint) {
+      return {
+        text: 'the router would ask ' + r.endpoint + '; the ' + (r.policy || 'ask') + ' policy kept it on this machine',
+        detail: r.kept_local, kind: 'ask',
+      };
+    }
+    if (r.kept_local) return { text: 'kept local: ' + r.kept_local, detail: '', kind: 'kept' };
+    return null;
+  }
+
+  function isLastAnswer(msg) {
+    const conv = current();
+    return conv.messages[conv.messages.length - 1] === msg;
+  }
+
+  function renderRoute(msg, box) {
+    box.textContent = '';
+    const r = msg.source && msg.source.route;
+    box.hidden = !r;
+    if (!r) return;
+    if (r.reason) {
+      const reason = document.createElement('span');
+      reason.className = 'route-reason';
+      reason.textContent = 'router: ' + r.reason;
+      reason.title = 'Why the router chose ' + (r.decision || 'this backend') + (r.policy ? ' (policy ' + r.policy + ')' : '');
+      box.appendChild(reason);
+    }
+    const n = routeNotice(msg);
+    if (n) {
+      const notice = document.createElement('span');
+      notice.className = 'route-notice ' + n.kind;
+      notice.textContent = n.text;
+      if (n.detail) notice.title = n.detail;
+      box.appendChild(notice);
+    }
+    const conv = current();
+    if (r.escalation_available && r.endpoint && streamState(msg) !== 'streaming' && !streams.has(conv.id) &&
+        isLastAnswer(msg)) {
+      const ask = document.createElement('button');
+      ask.type = 'button';
+      ask.className = 'btn ask-remote';
+      ask.textContent = 'Ask ' + r.endpoint;
+      ask.title = 'Send this conversation to the remote endpoint ' + r.endpoint + ' (it leaves this machine)';
+      ask.addEventListener('click', () => askRemote(conv, msg, r.endpoint));
+      box.appendChild(ask);
+    }
   }
 
   function fmtRate(v) {
@@ -284,7 +418,10 @@
     if (msg.role === 'assistant') {
       const meta = document.createElement('div');
       meta.className = 'meta';
-      el.appendChild(meta);
+      const route = document.createElement('div');
+      route.className = 'route';
+      route.hidden = true;
+      el.append(meta, route);
     }
     elOf.set(msg, el);
     updateMessage(msg);
@@ -305,6 +442,7 @@
     // Model output goes through the escaping renderer only.
     content.innerHTML = md.render(msg.content);
     renderMeta(msg, el.querySelector('.meta'));
+    renderRoute(msg, el.querySelector('.route'));
     let err = el.querySelector('.error-box');
     if (msg.error) {
       if (!err) {
@@ -349,11 +487,23 @@
       const empty = document.createElement('div');
       empty.className = 'empty';
       const h = document.createElement('h2');
-      h.textContent = 'Chat with a local model';
       const p = document.createElement('p');
-      p.textContent = conv.model
-        ? 'Answers come from ' + conv.model + ', running on this machine. Conversations stay in this browser.'
-        : 'Pick a model above. Conversations stay in this browser.';
+      const kind = conv.model ? kindOf(conv.model) : '';
+      if (kind === 'router') {
+        const remotes = models.filter((id) => kindOf(id) === 'remote');
+        h.textContent = 'Chat, local first';
+        p.textContent = 'The router answers with the model on this machine and sends what is beyond it to ' +
+          (remotes.length ? remotes.join(', ') : 'a remote endpoint') +
+          '. Each answer says where it came from and why. Conversations stay in this browser.';
+      } else if (kind === 'remote') {
+        h.textContent = 'Chat with a remote endpoint';
+        p.textContent = 'Messages go to ' + conv.model + ', outside this machine. Conversations stay in this browser.';
+      } else {
+        h.textContent = 'Chat with a local model';
+        p.textContent = conv.model
+          ? 'Answers come from ' + conv.model + ', running on this machine. Conversations stay in this browser.'
+          : 'Pick a model above. Conversations stay in this browser.';
+      }
       empty.append(h, p);
       ui.messages.appendChild(empty);
       return;
@@ -488,11 +638,14 @@
     return out;
   }
 
-  async function generate(conv) {
-    const msg = cleanMessage({ role: 'assistant', content: '', model: conv.model });
+  // Streams an answer to the conversation from `model` (default: the
+  // conversation's model; "Ask cloud" names the endpoint for one answer).
+  async function generate(conv, model) {
+    model = model || conv.model;
+    const msg = cleanMessage({ role: 'assistant', content: '', model });
     conv.messages.push(msg);
     const body = {
-      model: conv.model,
+      model,
       messages: requestMessages(conv, conv.messages.length - 1),
       stream: true,
       stream_options: { include_usage: true },
@@ -528,11 +681,20 @@
           throw new Error(typeof e === 'string' ? e : (e.message || JSON.stringify(e)));
         }
         if (obj.x_slim && typeof obj.x_slim === 'object') {
-          msg.source = {
-            backend: str(obj.x_slim.backend) || (msg.source && msg.source.backend) || '',
-            model: str(obj.x_slim.model) || str(obj.model),
-            endpoint: str(obj.x_slim.endpoint),
-          };
+          // Every chunk says which backend answers and, for a routed request,
+          // why (x_slim.route); the last one may add a fallback notice.
+          const x = obj.x_slim;
+          const prev = msg.source || {};
+          const next = cleanSource({
+            backend: str(x.backend) || prev.backend || '',
+            model: str(x.model) || str(obj.model) || prev.model || '',
+            endpoint: str(x.endpoint) || (str(x.backend) ? '' : prev.endpoint || ''),
+            route: x.route,
+          });
+          if (!next.route) next.route = prev.route || null;
+          const changed = JSON.stringify(next) !== JSON.stringify(msg.source);
+          msg.source = next;
+          if (changed && conv === current()) scheduleUpdate(msg);
         } else if (!msg.source && typeof obj.model === 'string' && obj.model) {
           msg.source = { backend: '', model: obj.model, endpoint: '' };
         }
@@ -614,7 +776,9 @@
     generate(conv);
   }
 
-  function regenerate() {
+  // Answers the last message again: with the conversation's model, or with
+  // `model` for this one answer.
+  function regenerate(model) {
     const conv = current();
     if (streams.has(conv.id)) return;
     while (conv.messages.length && conv.messages[conv.messages.length - 1].role === 'assistant') {
@@ -622,7 +786,15 @@
     }
     if (!conv.messages.length) return;
     renderMessages();
-    generate(conv);
+    generate(conv, typeof model === 'string' ? model : undefined);
+  }
+
+  // "Ask cloud": the router kept an answer here under the ask policy; the
+  // user confirms, and the same conversation goes to that endpoint, whose
+  // answer replaces the local one.
+  function askRemote(conv, msg, endpoint) {
+    if (conv !== current() || !isLastAnswer(msg)) return;
+    regenerate(endpoint);
   }
 
   function stop() {
@@ -685,7 +857,7 @@
     if (e.key === 'Escape' && streams.has(current().id)) stop();
   });
   ui.stop.addEventListener('click', stop);
-  ui.regenerate.addEventListener('click', regenerate);
+  ui.regenerate.addEventListener('click', () => regenerate());
   ui.newChat.addEventListener('click', startNewChat);
 
   ui.convList.addEventListener('click', (e) => {

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <memory>
 #include <pthread.h>
@@ -51,7 +52,8 @@ CommandRun register_serve(CLI::App& app) {
     if (o->s.models.empty()) o->s.models = cfg->local_models;
     for (const auto& r : cfg->remotes)
       for (const auto& m : o->s.models)
-        if (m == r.name) return fail("the remote endpoint '" + r.name + "' has the name of a local model");
+        if (m == r.name || std::filesystem::path(m).stem().string() == r.name)
+          return fail("the remote endpoint '" + r.name + "' has the name of a local model (" + m + ")");
     auto router = Router::create(*cfg);
     if (!router) return fail(router.error());
     o->s.router = *router;

@@ -86,6 +86,8 @@ json ollama_as_openai(const json& b, bool chat) {
   o["messages"] = messages;
   if (b.contains("tools")) o["tools"] = b["tools"];
   o["stream"] = field<bool>(b, "stream", true);
+  // Ollama's last record carries token counts: ask the endpoint for them.
+  if (o["stream"].get<bool>()) o["stream_options"] = {{"include_usage", true}};
   if (b.contains("options") && b["options"].is_object()) {
     const json& op = b["options"];
     for (const char* k : {"temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "stop"})
@@ -274,11 +276,12 @@ static std::shared_ptr<RemoteStream> start_remote(Server::Impl& s, const Plan& p
   return rs;
 }
 
-static json fallback_route(const Plan& p, const EscalationResult& r) {
+static json fallback_route(const Plan& p, const EscalationResult& r, const std::string& id) {
   json route = p.route;
   route["decision"] = "local";
+  // `attempted`: the audit log has the attempt, under `audit_id`.
   route["fallback"] = {{"endpoint", p.endpoint->name}, {"failure", r.reply.failure}, {"message", r.reply.message},
-                       {"sent", r.sent}};
+                       {"attempted", r.sent}, {"audit_id", id}};
   return route;
 }
 
@@ -419,7 +422,7 @@ void Server::Impl::route_openai(const json& b, httplib::Response& res, bool chat
   }
   if (failed_early && !rs->result.reply.ok) {
     count_route(*this, "fallback");
-    json route = fallback_route(p, rs->result);
+    json route = fallback_route(p, rs->result, id);
     return openai_local(local_body, res, chat, &route);
   }
   count_route(*this, "remote");
@@ -448,7 +451,7 @@ void Server::Impl::route_openai(const json& b, httplib::Response& res, bool chat
           // The stream broke off after it started: say so in a last chunk.
           json x = x_slim;
           x["route"]["fallback"] = {{"endpoint", p.endpoint->name}, {"failure", r.reply.failure},
-                                    {"message", r.reply.message}, {"sent", r.sent}, {"after_events", r.n_events}};
+                                    {"message", r.reply.message}, {"attempted", r.sent}, {"after_events", r.n_events}};
           json ch = {{"index", 0}, {"finish_reason", "stop"}};
           if (chat) ch["delta"] = json::object();
           else ch["text"] = "";
@@ -503,7 +506,7 @@ void Server::Impl::route_ollama(const json& b, httplib::Response& res, bool chat
   }
   if (failed_early) {
     count_route(*this, "fallback");
-    json route = fallback_route(p, rs->result);
+    json route = fallback_route(p, rs->result, id);
     return ollama_local(local_body, res, chat, &route);
   }
   count_route(*this, "remote");
@@ -565,7 +568,7 @@ void Server::Impl::route_ollama(const json& b, httplib::Response& res, bool chat
         finish(j, *usage, *last_reason);
         if (!r.reply.ok)
           j["x_slim"]["route"]["fallback"] = {{"endpoint", p.endpoint->name}, {"failure", r.reply.failure},
-                                              {"message", r.reply.message}, {"sent", r.sent},
+                                              {"message", r.reply.message}, {"attempted", r.sent},
                                               {"after_events", r.n_events}};
         return j.dump() + "\n";
       });

@@ -366,10 +366,10 @@ void Server::Impl::openai_local(const json& b, httplib::Response& res, bool chat
 void Server::Impl::openai_models(httplib::Response& res, const std::string& id) {
   json data = json::array();
   std::vector<std::string> seen;
-  auto add = [&](const std::string& name, int64_t created) {
+  auto add = [&](const std::string& name, int64_t created, const char* owner = "slim") {
     if (std::find(seen.begin(), seen.end(), name) != seen.end()) return;
     seen.push_back(name);
-    data.push_back({{"id", name}, {"object", "model"}, {"created", created}, {"owned_by", "slim"}});
+    data.push_back({{"id", name}, {"object", "model"}, {"created", created}, {"owned_by", owner}});
   };
   for (auto& e : configured) add(e.name, unix_now());
   if (auto store = Store::open(o.store_root)) {
@@ -378,12 +378,8 @@ void Server::Impl::openai_models(httplib::Response& res, const std::string& id) 
   }
   // The router and the remote endpoints it may escalate to.
   if (o.router && !o.router->config.remotes.empty()) {
-    add("auto", unix_now());
-    data.back()["owned_by"] = "slim-router";
-    for (const auto& r : o.router->config.remotes) {
-      add(r.name, unix_now());
-      data.back()["owned_by"] = "remote";
-    }
+    add("auto", unix_now(), "slim-router");
+    for (const auto& r : o.router->config.remotes) add(r.name, unix_now(), "remote");
   }
   if (!id.empty()) {
     for (const auto& m : data)

@@ -13,6 +13,20 @@ assert.ok(base && /^http:\/\/127\.0\.0\.1:\d+$/.test(base), 'SLIM_BASE_URL must 
 const artifacts = process.env.SLIM_ARTIFACT_DIR || path.resolve('build/artifacts');
 const executablePath = process.env.SLIM_CHROMIUM || '/usr/bin/chromium';
 const T = { timeout: 90_000 };
+// The hybrid router: run.sh makes the server's remote endpoint `cloud` another
+// slim serve (SLIM_REMOTE_URL), and starts two more hybrid servers for the
+// page: one under --policy ask, one whose remote fails.
+const remoteBase = process.env.SLIM_REMOTE_URL;
+const remoteModel = process.env.SLIM_REMOTE_MODEL;
+const remoteName = process.env.SLIM_REMOTE_NAME || 'cloud';
+const askBase = process.env.SLIM_ASK_URL;
+const fallbackBase = process.env.SLIM_FALLBACK_URL;
+for (const [k, v] of Object.entries({ SLIM_REMOTE_URL: remoteBase, SLIM_ASK_URL: askBase, SLIM_FALLBACK_URL: fallbackBase })) {
+  assert.ok(v && /^http:\/\/127\.0\.0\.1:\d+$/.test(v), `${k} must be http://127.0.0.1:PORT (use run.sh)`);
+}
+assert.ok(remoteModel, 'SLIM_REMOTE_MODEL (use run.sh)');
+const STORY = 'Once there was a little girl who loved to play.';
+const SQL = 'Write a SQL query that joins orders with customers on customer_id.';
 
 let browser;
 let context;
@@ -20,15 +34,16 @@ let page;
 let cdp;
 let profile;
 let models = [];
+let localModels = [];
 const chatRequests = [];   // JSON bodies the page POSTed to /v1/chat/completions
 const foreignRequests = []; // anything not sent to the server under test
 const pageErrors = [];
 
 function storiesModel() {
-  return models.find((id) => /stories/i.test(id)) || models[0];
+  return localModels.find((id) => /stories/i.test(id)) || localModels[0];
 }
 function syntheticModel() {
-  return models.find((id) => /qwen/i.test(id)) || models[models.length - 1];
+  return localModels.find((id) => /qwen/i.test(id)) || localModels[localModels.length - 1];
 }
 
 // Slow the page's downloads down so that a stream is observably a stream and
@@ -67,8 +82,11 @@ async function send(text) {
 before(async () => {
   const res = await fetch(base + '/v1/models');
   assert.equal(res.status, 200);
-  models = (await res.json()).data.map((m) => m.id);
-  assert.ok(models.length >= 2, 'run.sh serves two models');
+  const listed = (await res.json()).data;
+  models = listed.map((m) => m.id);
+  localModels = listed.filter((m) => m.owned_by === 'slim').map((m) => m.id);
+  assert.ok(localModels.length >= 2, 'run.sh serves two models');
+  assert.ok(models.includes('auto') && models.includes(remoteName), 'run.sh starts a hybrid server');
 
   mkdirSync(artifacts, { recursive: true });
   profile = mkdtempSync(path.join(tmpdir(), 'slim-chromium-'));
@@ -308,7 +326,196 @@ test('model output cannot inject HTML into the page', T, async () => {
   assert.equal(await page.locator('#conversations .conv').count(), 3);
 });
 
+
+// ---------------------------------------------------------------- the hybrid router
+
+// The remote's count of answered chat requests (its /metrics).
+async function remoteChats() {
+  const text = await (await fetch(remoteBase + '/metrics')).text();
+  const line = text.split('\n').find((l) => l.startsWith('slim_requests_total{route="/v1/chat/completions",status="200"} '));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+// What the router says about the last user message of `messages` (it judges
+// that one), asked of `server` directly.
+async function routeOf(server, messages) {
+  const r = await fetch(server + '/v1/chat/completions', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: 'auto', messages, max_tokens: 1 }),
+  });
+  assert.equal(r.status, 200);
+  return (await r.json()).x_slim.route;
+}
+
+// A page of its own (own origin, own localStorage) on one of the other servers.
+const otherPages = [];
+async function openPage(server) {
+  const p = await context.newPage();
+  const o = { page: p, server, chats: [], foreign: [], errors: [] };
+  p.on('request', (r) => {
+    const url = r.url();
+    if (!url.startsWith(server + '/') && !url.startsWith('data:')) o.foreign.push(url);
+    if (r.method() === 'POST' && new URL(url).pathname === '/v1/chat/completions') o.chats.push(JSON.parse(r.postData()));
+  });
+  p.on('pageerror', (e) => o.errors.push(e.message));
+  otherPages.push(o);
+  const res = await p.goto(server + '/');
+  assert.equal(res.status(), 200);
+  await p.waitForSelector('#server-status.ok');
+  return o;
+}
+
+async function answerDone(p) {
+  await p.waitForFunction(() => {
+    const all = document.querySelectorAll('#messages .msg.assistant');
+    const last = all[all.length - 1];
+    return last && ['done', 'error', 'stopped'].includes(last.dataset.state);
+  }, null, { timeout: 60_000 });
+  const last = p.locator('#messages .msg.assistant').last();
+  const state = await last.getAttribute('data-state');
+  const error = state === 'error' ? await last.locator('.error-box').innerText() : '';
+  assert.equal(state, 'done', `the answer ended as ${state} ${error}`);
+  return last;
+}
+
+async function sendOn(p, text) {
+  await p.fill('#input', text);
+  await p.click('#send');
+}
+
+test('the model picker offers the router, the local models and the remote endpoint; auto is the default', T, async () => {
+  await page.evaluate(() => localStorage.removeItem('slim.lastModel'));
+  await page.reload();
+  await page.waitForSelector('#server-status.ok');
+  await page.click('#new-chat');
+  assert.equal(await page.locator('.empty').count(), 1);
+  const groups = await page.$$eval('#model optgroup', (gs) => gs.map((g) => ({
+    label: g.label, options: [...g.querySelectorAll('option')].map((o) => [o.value, o.textContent]),
+  })));
+  assert.deepEqual(groups, [
+    { label: 'Router', options: [['auto', 'auto (router)']] },
+    { label: 'Local models', options: localModels.map((id) => [id, id]) },
+    { label: 'Remote endpoints', options: [[remoteName, remoteName + ' (remote)']] },
+  ]);
+  assert.equal(await page.inputValue('#model'), 'auto', 'a new chat on a hybrid server starts with the router');
+  assert.match(await page.locator('.empty').innerText(), new RegExp(`sends what is beyond it to ${remoteName}`));
+  assert.match(await page.locator('#server-status').innerText(), new RegExp(`remote: ${remoteName}`));
+});
+
+test('auto: the badge says a story was answered locally and a SQL query by cloud, and why', T, async () => {
+  await page.selectOption('#model', 'auto');
+  const before = await remoteChats();
+  await send(STORY);
+  const local = assistant();
+  await expectDone();
+  assert.equal(await remoteChats(), before, 'the story did not reach the remote');
+  assert.equal(chatRequests.at(-1).model, 'auto');
+  assert.equal(await local.locator('.meta .badge').innerText(), `local · ${storiesModel()}`);
+  assert.match(await local.locator('.meta .badge').getAttribute('class'), /\blocal\b/);
+  const storyRoute = await routeOf(base, [{ role: 'user', content: STORY }]);
+  assert.equal(storyRoute.decision, 'local');
+  assert.equal(await local.locator('.route .route-reason').innerText(), 'router: ' + storyRoute.reason);
+  assert.equal(await local.locator('.route .route-notice').count(), 0);
+  assert.equal(await local.locator('.ask-remote').count(), 0);
+
+  await send(SQL);
+  await expectDone();
+  assert.equal(await remoteChats(), before + 1, 'the SQL prompt reached the remote, once');
+  const body = chatRequests.at(-1);
+  assert.equal(body.model, 'auto');
+  assert.equal(body.messages.length, 3, 'the whole conversation went');
+  assert.deepEqual(body.messages.at(-1), { role: 'user', content: SQL });
+  const remote = assistant();
+  assert.equal(await remote.locator('.meta .badge').innerText(), `remote · ${remoteName} (${remoteModel})`);
+  assert.match(await remote.locator('.meta .badge').getAttribute('class'), /\bremote\b/);
+  assert.match(await remote.locator('.meta .tokens').innerText(), /^\d+ tokens?$/);
+  const sqlRoute = await routeOf(base, body.messages);
+  assert.equal(sqlRoute.decision, 'remote');
+  assert.equal(await remote.locator('.route .route-reason').innerText(), 'router: ' + sqlRoute.reason);
+  assert.equal(await remote.locator('.route .route-notice').count(), 0);
+  // The first answer keeps its own badge.
+  assert.equal(await page.locator('#messages .msg.assistant').first().locator('.meta .badge').innerText(),
+    `local · ${storiesModel()}`);
+  await page.screenshot({ path: path.join(artifacts, 'web-chat-router.png') });
+
+  // Where each answer came from is kept with the conversation.
+  await page.reload();
+  await page.waitForSelector('#server-status.ok');
+  assert.deepEqual(await page.locator('#messages .msg.assistant .meta .badge').allInnerTexts(),
+    [`local · ${storiesModel()}`, `remote · ${remoteName} (${remoteModel})`]);
+  assert.deepEqual(await page.locator('#messages .msg.assistant .route-reason').allInnerTexts(),
+    ['router: ' + storyRoute.reason, 'router: ' + sqlRoute.reason]);
+});
+
+test('ask policy: the answer stays local with a notice, and "Ask cloud" resends the conversation there', T, async () => {
+  const o = await openPage(askBase);
+  const p = o.page;
+  assert.equal(await p.inputValue('#model'), 'auto', 'a fresh browser starts with the router');
+  const before = await remoteChats();
+  await sendOn(p, SQL);
+  let answer = await answerDone(p);
+  assert.equal(await remoteChats(), before, 'nothing left before the user confirmed');
+  assert.equal(await answer.locator('.meta .badge').innerText(), `local · ${storiesModel()}`);
+  const notice = answer.locator('.route .route-notice');
+  assert.equal(await notice.innerText(), `the router would ask ${remoteName}; the ask policy kept it on this machine`);
+  assert.match(await notice.getAttribute('title'), /ask policy/);
+  const ask = answer.locator('.route .ask-remote');
+  assert.equal(await ask.innerText(), `Ask ${remoteName}`);
+  await p.screenshot({ path: path.join(artifacts, 'web-chat-ask.png') });
+
+  await ask.click();
+  answer = await answerDone(p);
+  assert.equal(await remoteChats(), before + 1, 'the confirmed request reached the remote, once');
+  assert.equal(o.chats.length, 2);
+  assert.equal(o.chats[1].model, remoteName, 'the resend names the endpoint');
+  assert.deepEqual(o.chats[1].messages, o.chats[0].messages, 'the same conversation');
+  assert.equal(await p.locator('#messages .msg.assistant').count(), 1, 'the remote answer replaced the local one');
+  assert.equal(await answer.locator('.meta .badge').innerText(), `remote · ${remoteName} (${remoteModel})`);
+  assert.match(await answer.locator('.route .route-reason').innerText(), new RegExp(`named the endpoint '${remoteName}'`));
+  assert.equal(await answer.locator('.route .route-notice').count(), 0);
+  assert.equal(await answer.locator('.ask-remote').count(), 0);
+  assert.equal(await p.inputValue('#model'), 'auto', 'the conversation stays with the router');
+});
+
+test('a failing remote: the local answer says the remote failed', T, async () => {
+  const o = await openPage(fallbackBase);
+  const p = o.page;
+  await p.selectOption('#model', 'auto');
+  await sendOn(p, SQL);
+  const answer = await answerDone(p);
+  assert.equal(await answer.locator('.meta .badge').innerText(), `local · ${storiesModel()}`);
+  const notice = answer.locator('.route .route-notice.fallback');
+  assert.equal(await notice.innerText(), `${remoteName} failed (http 404) — answered locally`);
+  assert.ok((await notice.getAttribute('title')).length > 0, 'the failure message is at hand');
+  assert.ok(await notice.isVisible());
+  assert.equal(await answer.locator('.ask-remote').count(), 0);
+  await p.screenshot({ path: path.join(artifacts, 'web-chat-fallback.png') });
+});
+
+test('without a router the picker is a plain list and defaults to the first local model', T, async () => {
+  const o = otherPages.at(-1);
+  const p = o.page;
+  // This server's list as a server without a remote endpoint would give it.
+  await p.route('**/v1/models', (route) => route.fulfill({
+    contentType: 'application/json',
+    body: JSON.stringify({ object: 'list', data: localModels.map((id) => ({ id, object: 'model', owned_by: 'slim' })) }),
+  }));
+  await p.evaluate(() => localStorage.removeItem('slim.lastModel'));
+  await p.click('#new-chat');
+  await p.click('#refresh-models');
+  await p.waitForFunction((n) => document.querySelectorAll('#model option').length === n, localModels.length);
+  assert.equal(await p.locator('#model optgroup').count(), 0);
+  assert.equal(await p.inputValue('#model'), localModels[0]);
+  assert.match(await p.locator('.empty').innerText(), /running on this machine/);
+  await p.unroute('**/v1/models');
+});
+
 test('the page used only the server it came from and raised no errors', T, async () => {
   assert.deepEqual(foreignRequests, []);
   assert.deepEqual(pageErrors, []);
+  assert.equal(otherPages.length, 2);
+  for (const o of otherPages) {
+    assert.deepEqual(o.foreign, [], o.server);
+    assert.deepEqual(o.errors, [], o.server);
+  }
 });
