@@ -67,13 +67,15 @@ Result<std::vector<float>> prompt_nll(Engine& e, int seq, const std::vector<int3
   for (size_t start = 0; start < tokens.size(); start += n_batch) {
     const size_t end = std::min(tokens.size(), start + n_batch);
     Batch b;
-    for (size_t i = start; i < end; ++i) b.add(tokens[i], (int32_t)i, seq, i + 1 < tokens.size());
+    auto wanted = [&](size_t i) { return i + 1 < tokens.size() && scored_position(i + 1, tokens.size()); };
+    for (size_t i = start; i < end; ++i) b.add(tokens[i], (int32_t)i, seq, wanted(i));
     logits.clear();
     SLIM_RETURN_IF_ERROR(e.decode(b, logits));
     size_t row = 0;
-    for (size_t i = start; i < end && i + 1 < tokens.size(); ++i, ++row) {
+    for (size_t i = start; i < end; ++i) {
+      if (!wanted(i)) continue;
       float lp, ent;
-      token_uncertainty(logits.data() + row * n_vocab, n_vocab, tokens[i + 1], &lp, &ent);
+      token_uncertainty(logits.data() + row++ * n_vocab, n_vocab, tokens[i + 1], &lp, &ent);
       nll.push_back(-lp);
     }
   }

@@ -41,9 +41,19 @@ struct DraftSignals {
 };
 
 // From the prompt's tokens and the NLL of each token after the first
-// (nll.size() == tokens.size() - 1, or empty when only one token).
+// (the scored_position ones, in order; empty when only one token).
 PromptSignals prompt_signals(const Tokenizer& tok, const std::vector<int32_t>& tokens, const std::vector<float>& nll,
                              int n_ctx, size_t n_chars);
+
+// Which predictions of an n-token prompt are scored: all of them up to
+// kMaxScored, else kMaxScored evenly spread ones. Each scored position costs
+// a full-vocabulary output row (for a 150k vocabulary about a third of the
+// model's work), so a long prompt is sampled rather than scored whole.
+inline constexpr size_t kMaxScored = 64;
+inline bool scored_position(size_t next, size_t n) {
+  const size_t stride = n <= kMaxScored + 1 ? 1 : (n - 1 + kMaxScored - 1) / kMaxScored;
+  return (next - 1) % stride == 0;
+}
 
 // Per-token NLL of tokens[1..] under the model, computed in sequence `seq`
 // (its cache keeps the prompt afterwards, so an answer reuses the prefill).

@@ -280,8 +280,9 @@ void Scheduler::step(std::vector<Slot>& slots) {
     for (int j = 0; j < n; ++j) {
       const size_t k = s.next_prompt + j;
       const bool last = k + 1 == prompt.size();
-      b.add(prompt[k], base + j, s.id, last || score);
-      if (score && !last) score_rows.push_back({&s, n_rows++, k + 1});
+      const bool scored = score && !last && scored_position(k + 1, prompt.size());
+      b.add(prompt[k], base + j, s.id, last || scored);
+      if (scored) score_rows.push_back({&s, n_rows++, k + 1});
       else if (last) rows.push_back({&s, n_rows++});
     }
     s.next_prompt += n;

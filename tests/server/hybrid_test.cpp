@@ -448,3 +448,39 @@ TEST(Hybrid, CascadeKeepsSureDraftsAndEscalatesUnsureOnes) {
 
 }  // namespace
 }  // namespace slim
+
+#include "engine/engine.h"
+
+namespace slim {
+namespace {
+
+// The server's signals (computed in the scheduler's batches) equal the
+// terminal's (computed with the engine alone), also for a prompt long enough
+// to be sampled rather than scored whole.
+TEST(Hybrid, ServerSignalsEqualTheCommandLine) {
+  Hybrid h(Policy::Auto);
+  EngineParams ep;
+  ep.n_ctx = 512;
+  auto e = Engine::load(test::shared_path("models/stories260K.gguf"), ep);
+  ASSERT_TRUE(e) << e.error();
+  RouteConfig cfg;
+  auto router = Router::create(cfg);
+  ASSERT_TRUE(router);
+  std::string long_story;
+  for (int i = 0; i < 12; ++i) long_story += "Tom and his dog went to the park to play with a big red ball. ";
+  for (const std::string& text : {std::string(kStory), long_story}) {
+    auto r = h.post("/v1/completions", {{"model", "auto"}, {"prompt", text}, {"max_tokens", 2}, {"temperature", 0}});
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    json sig = json::parse(r->body)["x_slim"]["route"]["signals"];
+    auto s = engine_prompt_signals(**e, **router, text);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(sig["prompt_tokens"].get<int>(), s->n_tokens);
+    EXPECT_NEAR(sig["nll_mean"].get<double>(), s->nll_mean, 2e-3) << text.size();
+    EXPECT_NEAR(sig["nll_p90"].get<double>(), s->nll_p90, 2e-3);
+  }
+  EXPECT_GT(routing_tokens((*e)->tokenizer(), long_story).size(), kMaxScored + 1);
+}
+
+}  // namespace
+}  // namespace slim
