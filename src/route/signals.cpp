@@ -74,8 +74,8 @@ Result<std::vector<float>> prompt_nll(Engine& e, int seq, const std::vector<int3
     size_t row = 0;
     for (size_t i = start; i < end; ++i) {
       if (!wanted(i)) continue;
-      float lp, ent;
-      token_uncertainty(logits.data() + row++ * n_vocab, n_vocab, tokens[i + 1], &lp, &ent);
+      float lp;
+      token_uncertainty(logits.data() + row++ * n_vocab, n_vocab, tokens[i + 1], &lp, nullptr);
       nll.push_back(-lp);
     }
   }
@@ -85,17 +85,23 @@ Result<std::vector<float>> prompt_nll(Engine& e, int seq, const std::vector<int3
 void token_uncertainty(const float* lg, int n_vocab, int32_t chosen, float* logprob, float* entropy) {
   float mx = -INFINITY;
   for (int i = 0; i < n_vocab; ++i) mx = std::max(mx, lg[i]);
+  // Float exps summed in double: exact enough for a signal, and this runs
+  // over the whole vocabulary for every scored position.
   double z = 0, ez = 0;
-  for (int i = 0; i < n_vocab; ++i) {
-    const double d = (double)lg[i] - mx;
-    const double p = std::exp(d);
-    z += p;
-    ez += p * d;
+  if (entropy) {
+    for (int i = 0; i < n_vocab; ++i) {
+      const float d = lg[i] - mx;
+      const float p = std::exp(d);
+      z += p;
+      ez += (double)p * d;
+    }
+  } else {
+    for (int i = 0; i < n_vocab; ++i) z += std::exp(lg[i] - mx);
   }
   const double lse = std::log(z);
   *logprob = (float)((double)lg[chosen] - mx - lse);
   // H = -sum p log p = lse - E[d] with p = e^d / z.
-  *entropy = (float)(lse - ez / z);
+  if (entropy) *entropy = (float)(lse - ez / z);
 }
 
 DraftSignals draft_signals(const std::vector<float>& logprobs, const std::vector<float>& entropies,

@@ -64,7 +64,7 @@ Result<std::vector<float>> prompt_nll(Engine& e, int seq, const std::vector<int3
 std::vector<int32_t> routing_tokens(const Tokenizer& tok, const std::string& text);
 
 // Log-probability of the chosen token and the entropy of the distribution
-// from raw logits (the numbers DraftSignals summarises).
+// from raw logits (the numbers DraftSignals summarises); `entropy` may be null.
 void token_uncertainty(const float* logits, int n_vocab, int32_t chosen, float* logprob, float* entropy);
 DraftSignals draft_signals(const std::vector<float>& logprobs, const std::vector<float>& entropies,
                            const std::vector<int32_t>& tokens);

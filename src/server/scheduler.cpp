@@ -321,8 +321,8 @@ void Scheduler::step(std::vector<Slot>& slots) {
   }
 
   for (const ScoreRow& sr : score_rows) {
-    float lp, ent;
-    token_uncertainty(logits.data() + sr.index * (size_t)n_vocab, n_vocab, sr.slot->req->prompt[sr.next], &lp, &ent);
+    float lp;
+    token_uncertainty(logits.data() + sr.index * (size_t)n_vocab, n_vocab, sr.slot->req->prompt[sr.next], &lp, nullptr);
     sr.slot->req->prompt_nll.push_back(-lp);  // read by the client only after done
   }
 
