@@ -32,6 +32,7 @@ CommandRun register_detokenize(CLI::App& app);
 CommandRun register_template(CLI::App& app);
 CommandRun register_bench(CLI::App& app);
 CommandRun register_synth(CLI::App& app);
+CommandRun register_quantize(CLI::App& app);  // cmd_quantize.cpp
 // The model store and the memory planner (cmd_store.cpp, cmd_fit.cpp).
 CommandRun register_pull(CLI::App& app);
 CommandRun register_import(CLI::App& app);

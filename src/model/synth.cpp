@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 
+#include "compress/recipe.h"
 #include "gguf/gguf.h"
 #include "kernels/dispatch.h"
 #include "kernels/threadpool.h"
@@ -68,82 +69,16 @@ int64_t SynthPlan::n_params() const {
 
 namespace {
 
-struct FileTypeInfo {
-  const char* name;
-  GgmlType base;
-  uint32_t llama_ftype;  // general.file_type as llama.cpp numbers it
-};
-
-constexpr FileTypeInfo kFileTypes[] = {
-    {"F32", GgmlType::F32, 0},      {"F16", GgmlType::F16, 1},       {"BF16", GgmlType::BF16, 32},
-    {"Q8_0", GgmlType::Q8_0, 7},    {"Q4_0", GgmlType::Q4_0, 2},     {"Q4_1", GgmlType::Q4_1, 3},
-    {"Q5_0", GgmlType::Q5_0, 8},    {"Q5_1", GgmlType::Q5_1, 9},     {"Q2_K", GgmlType::Q2_K, 10},
-    {"Q3_K_M", GgmlType::Q3_K, 12}, {"Q4_K_S", GgmlType::Q4_K, 14},  {"Q4_K_M", GgmlType::Q4_K, 15},
-    {"Q5_K_S", GgmlType::Q5_K, 16}, {"Q5_K_M", GgmlType::Q5_K, 17},  {"Q6_K", GgmlType::Q6_K, 18},
-    {"IQ4_NL", GgmlType::IQ4_NL, 25}, {"IQ4_XS", GgmlType::IQ4_XS, 30},
-};
-
-enum class Role { TokEmbd, Output, AttnQ, AttnK, AttnV, AttnOut, FfnGate, FfnUp, FfnDown, Vector };
-
-// llama-quantize's "more bits" layers: the first and last eighth, and every
-// third layer in between.
-bool use_more_bits(int il, int n) { return il < n / 8 || il >= 7 * n / 8 || (il - n / 8) % 3 == 2; }
-
-// Rows whose length is not a multiple of 256 cannot hold a super-block type;
-// llama-quantize then falls back to a 32-value type of similar size.
-GgmlType fallback(GgmlType t, int64_t ne0) {
-  if (ne0 % 256 == 0) return t;
-  switch (t) {
-    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::IQ4_XS: return GgmlType::IQ4_NL;
-    case GgmlType::Q4_K: return GgmlType::Q5_0;
-    case GgmlType::Q5_K: return GgmlType::Q5_1;
-    case GgmlType::Q6_K: return GgmlType::Q8_0;
-    default: return t;
-  }
-}
-
-// The per-tensor type of a mix (loosely llama-quantize's recipe):
-//   - vectors (norms, biases, rope factors) stay F32;
-//   - the LM head (output.weight, or token_embd.weight when tied) is Q6_K for
-//     every quantized type below 8 bits, Q8_0 in a Q8_0 file;
-//   - Q4_K_M / Q5_K_M: attn_v and ffn_down of the "more bits" layers
-//     (use_more_bits) are Q6_K, the rest Q4_K / Q5_K;
-//   - Q4_K_S: ffn_down of the first eighth of the layers and attn_v of the first
-//     four are Q5_K; Q3_K_M: attn_v Q5_K in layers 0-1 else Q4_K, ffn_down Q5_K
-//     in the first sixteenth, Q4_K in the "more bits" layers, attn_output Q4_K;
-//     Q2_K: attn_v and ffn_down Q3_K;
-//   - plain types (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q6_K, IQ4_NL,
-//     IQ4_XS) use the base type everywhere else, including an untied token_embd;
-//   - then the 256-row fallback above.
-GgmlType choose_type(const FileTypeInfo& ft, Role role, int il, int n_layer, int64_t ne0) {
-  if (role == Role::Vector) return GgmlType::F32;
-  const GgmlType base = ft.base;
-  const bool quantized = type_traits(base).is_quantized;
-  const std::string name = ft.name;
-  GgmlType t = base;
-  if (role == Role::Output) {
-    if (quantized) t = base == GgmlType::Q8_0 ? GgmlType::Q8_0 : GgmlType::Q6_K;
-  } else if (name == "Q4_K_M" || name == "Q5_K_M") {
-    if ((role == Role::AttnV || role == Role::FfnDown) && use_more_bits(il, n_layer)) t = GgmlType::Q6_K;
-  } else if (name == "Q4_K_S") {
-    if ((role == Role::FfnDown && il < n_layer / 8) || (role == Role::AttnV && il < 4)) t = GgmlType::Q5_K;
-  } else if (name == "Q3_K_M") {
-    if (role == Role::AttnV) t = il < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
-    if (role == Role::FfnDown)
-      t = il < n_layer / 16 ? GgmlType::Q5_K : use_more_bits(il, n_layer) ? GgmlType::Q4_K : GgmlType::Q3_K;
-    if (role == Role::AttnOut) t = GgmlType::Q4_K;
-  } else if (name == "Q2_K") {
-    if (role == Role::AttnV || role == Role::FfnDown) t = GgmlType::Q3_K;
-  }
-  return fallback(t, ne0);
-}
-
-const FileTypeInfo* find_file_type(const std::string& name) {
-  std::string upper = name;
-  for (char& c : upper) c = (char)std::toupper((unsigned char)c);
-  for (const auto& f : kFileTypes)
-    if (upper == f.name) return &f;
-  return nullptr;
+// The per-tensor type of a mix: the quantization recipe of `slim quantize`
+// (compress/recipe.h), with the 256-row fallback applied.
+GgmlType choose_type(const FileType& ft, const SynthShape& s, const std::string& name, int n_dims, int il,
+                     int64_t ne0) {
+  if (!recipe_quantizable(name, n_dims)) return GgmlType::F32;
+  RecipeModel m;
+  m.n_gqa = s.n_head / s.n_head_kv;
+  m.n_layer = s.n_layer;
+  m.has_output = !s.tied;
+  return recipe_fallback(recipe_type(ft, m, {name, ne0, il, il >= 0 ? s.n_layer : 0}), ne0);
 }
 
 // ---- random numbers: a counter-based generator, so every row's values depend
@@ -223,17 +158,13 @@ void make_vocab(int n, GgufArray& tokens, GgufArray& scores, GgufArray& types) {
 
 std::vector<std::string> synth_file_types() {
   std::vector<std::string> v;
-  for (const auto& f : kFileTypes) v.push_back(f.name);
+  for (const FileType& f : kFileTypes) v.push_back(f.name);
   return v;
 }
 
 Result<SynthPlan> plan_synth(const SynthShape& s, const std::string& ftype) {
-  const FileTypeInfo* ft = find_file_type(ftype);
-  if (!ft) {
-    std::string all;
-    for (const auto& f : kFileTypes) all += std::string(all.empty() ? "" : ", ") + f.name;
-    return Status::error("unknown file type '" + ftype + "' (known: " + all + ")");
-  }
+  const FileType* ft = find_file_type(ftype);
+  if (!ft) return Status::error("unknown file type '" + ftype + "' (known: " + file_type_names() + ")");
   if (s.arch != "llama" && s.arch != "qwen2") return Status::error("synth: unsupported architecture '" + s.arch + "'");
   if (s.n_vocab < 259 || s.n_layer <= 0 || s.n_embd <= 0 || s.n_head <= 0 || s.n_head_kv <= 0 || s.n_ff <= 0 ||
       s.n_embd % s.n_head != 0 || s.n_head % s.n_head_kv != 0 || s.head_dim() % 2 != 0)
@@ -245,33 +176,33 @@ Result<SynthPlan> plan_synth(const SynthShape& s, const std::string& ftype) {
   p.ftype = ft->name;
   p.file_type = ft->llama_ftype;
   const int n = s.n_embd, hd = s.head_dim(), nq = s.n_head * hd, nk = s.n_head_kv * hd;
-  auto add = [&](std::string name, Role role, int il, std::vector<int64_t> ne, SynthFill fill) {
-    GgmlType t = choose_type(*ft, role, il, s.n_layer, ne[0]);
+  auto add = [&](std::string name, int il, std::vector<int64_t> ne, SynthFill fill) {
+    GgmlType t = choose_type(*ft, s, name, (int)ne.size(), il, ne[0]);
     int64_t rows = 1;
     for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
     const size_t nbytes = row_size(t, ne[0]) * (size_t)rows;
     p.tensors.push_back({std::move(name), t, std::move(ne), fill, nbytes});
   };
-  add(tn::kTokEmbd, s.tied ? Role::Output : Role::TokEmbd, -1, {n, s.n_vocab}, SynthFill::Normal);
-  if (s.llama3_rope) add(tn::kRopeFreqs, Role::Vector, -1, {hd / 2}, SynthFill::RopeFreqs);
-  add(tn::kOutputNorm, Role::Vector, -1, {n}, SynthFill::Ones);
-  if (!s.tied) add(tn::kOutput, Role::Output, -1, {n, s.n_vocab}, SynthFill::Normal);
+  add(tn::kTokEmbd, -1, {n, s.n_vocab}, SynthFill::Normal);
+  if (s.llama3_rope) add(tn::kRopeFreqs, -1, {hd / 2}, SynthFill::RopeFreqs);
+  add(tn::kOutputNorm, -1, {n}, SynthFill::Ones);
+  if (!s.tied) add(tn::kOutput, -1, {n, s.n_vocab}, SynthFill::Normal);
   for (int il = 0; il < s.n_layer; ++il) {
     auto L = [&](const char* suffix) { return tn::layer(il, suffix); };
-    add(L(tn::kAttnNorm), Role::Vector, il, {n}, SynthFill::Ones);
-    add(L(tn::kAttnQ), Role::AttnQ, il, {n, nq}, SynthFill::Normal);
-    add(L(tn::kAttnK), Role::AttnK, il, {n, nk}, SynthFill::Normal);
-    add(L(tn::kAttnV), Role::AttnV, il, {n, nk}, SynthFill::Normal);
+    add(L(tn::kAttnNorm), il, {n}, SynthFill::Ones);
+    add(L(tn::kAttnQ), il, {n, nq}, SynthFill::Normal);
+    add(L(tn::kAttnK), il, {n, nk}, SynthFill::Normal);
+    add(L(tn::kAttnV), il, {n, nk}, SynthFill::Normal);
     if (s.qkv_bias) {
-      add(L(tn::kAttnQBias), Role::Vector, il, {nq}, SynthFill::Bias);
-      add(L(tn::kAttnKBias), Role::Vector, il, {nk}, SynthFill::Bias);
-      add(L(tn::kAttnVBias), Role::Vector, il, {nk}, SynthFill::Bias);
+      add(L(tn::kAttnQBias), il, {nq}, SynthFill::Bias);
+      add(L(tn::kAttnKBias), il, {nk}, SynthFill::Bias);
+      add(L(tn::kAttnVBias), il, {nk}, SynthFill::Bias);
     }
-    add(L(tn::kAttnOut), Role::AttnOut, il, {nq, n}, SynthFill::Normal);
-    add(L(tn::kFfnNorm), Role::Vector, il, {n}, SynthFill::Ones);
-    add(L(tn::kFfnGate), Role::FfnGate, il, {n, s.n_ff}, SynthFill::Normal);
-    add(L(tn::kFfnUp), Role::FfnUp, il, {n, s.n_ff}, SynthFill::Normal);
-    add(L(tn::kFfnDown), Role::FfnDown, il, {s.n_ff, n}, SynthFill::Normal);
+    add(L(tn::kAttnOut), il, {nq, n}, SynthFill::Normal);
+    add(L(tn::kFfnNorm), il, {n}, SynthFill::Ones);
+    add(L(tn::kFfnGate), il, {n, s.n_ff}, SynthFill::Normal);
+    add(L(tn::kFfnUp), il, {n, s.n_ff}, SynthFill::Normal);
+    add(L(tn::kFfnDown), il, {s.n_ff, n}, SynthFill::Normal);
   }
   for (const auto& t : p.tensors)
     if (!type_traits(t.type).from_float)

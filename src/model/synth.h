@@ -12,8 +12,8 @@
 //   auto plan = plan_synth(s, "Q4_K_M");      // tensors and types, no data (cheap)
 //   write_synth(*plan, {.path = "q.gguf", .seed = 1}, pool);
 //
-// Quantization mixes ("*_K_M" etc.) follow llama-quantize's usual recipe
-// loosely; see synth.cpp (choose_type) for the rules.
+// Quantization mixes ("*_K_M" etc.) are those of `slim quantize`, which follow
+// llama-quantize's usual recipe: one set of rules, in compress/recipe.h.
 #pragma once
 
 #include <cstdint>
