@@ -250,7 +250,9 @@ static std::shared_ptr<RemoteStream> start_remote(Server::Impl& s, const Plan& p
   e.decision = p.audit_decision;
   e.route = p.decision;
   std::shared_ptr<const Router> router = s.o.router;
-  AuditLog* audit = s.audit.get();
+  // The thread is detached: it owns what it uses, so a server stopped
+  // mid-escalation leaves it nothing dangling.
+  std::shared_ptr<AuditLog> audit = s.audit;
   std::thread([rs, router, audit, e] {
     EscalationResult r = escalate(*router, *audit, e,
                                   e.stream ? EventHandler([&](json& ev) {

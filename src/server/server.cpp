@@ -50,7 +50,7 @@ Server::Impl::Impl(ServerOptions opts) : o(std::move(opts)) {
   if (o.router) {
     std::string path = !o.audit_log.empty() ? o.audit_log : !o.router->config.audit_log.empty() ? o.router->config.audit_log
                                                                                                  : default_audit_path();
-    audit = std::make_unique<AuditLog>(path);
+    audit = std::make_shared<AuditLog>(path);
   }
   routes();
   reaper = std::thread([this] { reap(); });

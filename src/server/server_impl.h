@@ -144,7 +144,7 @@ struct Server::Impl {
   int listen_fd = -1;
 
   // Hybrid routing (with o.router).
-  std::unique_ptr<AuditLog> audit;
+  std::shared_ptr<AuditLog> audit;  // shared with escalation threads that may outlive a request
   std::map<std::string, uint64_t> route_counts;  // "local", "remote", "fallback", "kept_local" → requests (metrics_mu)
 
   explicit Impl(ServerOptions opts);
