@@ -13,6 +13,7 @@
 #include <map>
 #include <thread>
 
+#include "base/progress_line.h"
 #include "cli/cli.h"
 #include "compress/imatrix.h"
 #include "compress/quantize.h"
@@ -56,21 +57,16 @@ class ProgressBar {
                    mib((double)q.total_bytes).c_str());
     if (frac > 0.02 && frac < 1) {
       const int eta = (int)(secs * (1 - frac) / frac);
-      line += eta >= 60 ? format("  ETA %dm%02ds", eta / 60, eta % 60) : format("  ETA %ds", eta);
+      line += format_eta(eta);
     }
     line += format("  %-32.32s", q.name);
-    std::fputs(line.c_str(), stderr);
-    std::fflush(stderr);
-    drawn_ = true;
+    out_.draw(line);
   }
-  void finish() {
-    if (drawn_) std::fputs("\n", stderr);
-    drawn_ = false;
-  }
+  void finish() { out_.finish(); }
 
  private:
   bool live_;
-  bool drawn_ = false;
+  ProgressLine out_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
 };
 

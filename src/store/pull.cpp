@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "base/mapped_file.h"
+#include "base/progress_line.h"
 #include "net/outbound.h"
 #include "store/sha256.h"
 
@@ -179,23 +180,18 @@ class Progress {
     line += format("  %s/s", human_size(rate).c_str());
     if (total > 0 && rate > 0) {
       int eta = (int)((total - (double)done) / rate);
-      line += eta >= 60 ? format("  ETA %dm%02ds", eta / 60, eta % 60) : format("  ETA %ds", eta);
+      line += format_eta(eta);
     }
     line += "   ";
-    std::fputs(line.c_str(), stderr);
-    std::fflush(stderr);
-    drawn_ = true;
+    out_.draw(line);
   }
-  void finish() {
-    if (drawn_) std::fputs("\n", stderr);
-    drawn_ = false;
-  }
+  void finish() { out_.finish(); }
 
  private:
   bool live_;
   std::string label_;
   std::function<void(uint64_t, int64_t)> report_;
-  bool drawn_ = false;
+  ProgressLine out_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_{};
 };
