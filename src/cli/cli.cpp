@@ -42,7 +42,8 @@ int cli_main(int argc, char** argv) {
   app.set_version_flag("--version", "slim 0.1.0");
   std::map<CLI::App*, CommandRun> runs;
   for (CommandRegister reg : {register_run, register_logits, register_info, register_tokenize, register_detokenize,
-                              register_template, register_bench, register_synth, register_quantize,
+                              register_template, register_bench, register_synth, register_quantize, register_prune,
+                              register_train, register_distill,
                               register_pull, register_import, register_list, register_show, register_rm,
                               register_cp, register_fit, register_serve, register_audit, register_perplexity, register_imatrix, register_config,
                               register_route}) {

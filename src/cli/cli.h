@@ -33,6 +33,9 @@ CommandRun register_template(CLI::App& app);
 CommandRun register_bench(CLI::App& app);
 CommandRun register_synth(CLI::App& app);
 CommandRun register_quantize(CLI::App& app);  // cmd_quantize.cpp
+CommandRun register_prune(CLI::App& app);     // cmd_prune.cpp
+CommandRun register_train(CLI::App& app);     // cmd_train.cpp: slim train
+CommandRun register_distill(CLI::App& app);   // cmd_train.cpp: slim distill
 // The model store and the memory planner (cmd_store.cpp, cmd_fit.cpp).
 CommandRun register_pull(CLI::App& app);
 CommandRun register_import(CLI::App& app);
