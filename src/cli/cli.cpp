@@ -4,13 +4,23 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <fstream>
 #include <map>
+#include <sstream>
 
 namespace slim {
 
 int fail(const std::string& msg) {
   std::fprintf(stderr, "slim: error: %s\n", msg.c_str());
   return 1;
+}
+
+Result<std::string> read_text_file(const std::string& path, const char* what) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::error(std::string("cannot read the ") + what + " " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 std::vector<int32_t> parse_id_list(const std::string& s, std::string* err) {

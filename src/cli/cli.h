@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
+
 namespace CLI { class App; }
 
 namespace slim {
@@ -19,6 +21,9 @@ using CommandRegister = CommandRun (*)(CLI::App& app);
 
 // One line "slim: error: MSG" on stderr; returns 1 for `return fail(...)`.
 int fail(const std::string& msg);
+
+// The whole of a text file; "cannot read the WHAT PATH" when it cannot be opened.
+Result<std::string> read_text_file(const std::string& path, const char* what = "text file");
 
 // Comma-separated integers ("1,2,3"); empty on error with `err` set.
 std::vector<int32_t> parse_id_list(const std::string& s, std::string* err);

@@ -4,8 +4,6 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -25,14 +23,6 @@ struct PerplexityOptions {
   int n_ctx = 0, n_batch = 512, n_chunks = -1, n_threads = 0;
   bool json = false;
 };
-
-Result<std::string> read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::error("cannot read the text file " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 nlohmann::json kld_json(const KldResult& k) {
   return {{"base_model", k.base_model},
@@ -105,7 +95,7 @@ CommandRun register_perplexity(CLI::App& app) {
     if (!ct) return fail(ct.error());
     auto path = resolve_model(o->model);
     if (!path) return fail(path.error());
-    auto text = read_text(o->file);
+    auto text = read_text_file(o->file);
     if (!text) return fail(text.error());
 
     int n_ctx = o->n_ctx;

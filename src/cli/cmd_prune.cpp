@@ -6,9 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -118,14 +116,6 @@ nlohmann::json plan_json(const PrunePlan& p, const std::string& model) {
   return j;
 }
 
-Result<std::string> read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::error("cannot read the calibration text " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 CommandRun register_prune(CLI::App& app) {
@@ -192,7 +182,7 @@ CommandRun register_prune(CLI::App& app) {
 
     Result<PruneImportance> imp = Status::error("no importance");
     if (p.method == PruneMethod::Activation) {
-      auto text = read_text(o->file);
+      auto text = read_text_file(o->file, "calibration text");
       if (!text) return fail(text.error());
       fr->reset();  // measure_activation_importance maps the file itself
       const bool live = ::isatty(2) != 0;

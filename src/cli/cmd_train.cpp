@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -68,14 +67,6 @@ void add_run_options(CLI::App* cmd, TrainCliOptions& o) {
   cmd->add_option("--type", o.type, "type of the exported model: F32 or any slim quantize type (default F32)");
   cmd->add_option("--name", o.name, "general.name of the exported model");
   cmd->add_option("-t,--threads", o.threads, "threads (default: physical cores)");
-}
-
-Result<std::string> read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::error("cannot read the text file " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 Status check_options(const TrainCliOptions& o) {
@@ -223,7 +214,7 @@ CommandRun register_train(CLI::App& app) {
       m = init_from_shape(*s, o->run.seed);
     }
     if (!m) return fail(m.error());
-    auto text = read_text(o->text);
+    auto text = read_text_file(o->text);
     if (!text) return fail(text.error());
     auto data = dataset_from_text(**tok, *text, {o->n_ctx, o->eval_fraction});
     if (!data) return fail(o->text + ": " + data.error());
@@ -296,7 +287,7 @@ CommandRun register_distill(CLI::App& app) {
       if (data && !o->save_samples.empty())
         if (auto st = write_samples((*teacher)->tokenizer(), *data, o->save_samples); !st) return fail(st.message());
     } else {
-      auto text = read_text(o->text);
+      auto text = read_text_file(o->text);
       if (!text) return fail(text.error());
       data = dataset_from_text((*teacher)->tokenizer(), *text, {o->n_ctx, o->eval_fraction});
     }

@@ -9,6 +9,7 @@
 
 #include "gguf/gguf.h"
 #include "test_util.h"
+#include "train_test_util.h"
 #include "train/checkpoint.h"
 
 namespace slim::train {
@@ -16,19 +17,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string fresh_dir(const std::string& name) {
-  const std::string d = test::temp_dir() + "/checkpoint-" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::vector<std::string> files_in(const std::string& dir) {
-  std::vector<std::string> v;
-  for (const auto& e : fs::directory_iterator(dir)) v.push_back(e.path().filename().string());
-  std::sort(v.begin(), v.end());
-  return v;
-}
+std::string fresh_dir(const std::string& name) { return test_util::fresh_dir("checkpoint-" + name); }
+using test_util::files_in;
 
 // Moments with every bit pattern class a run produces (tiny, negative, zero).
 std::vector<float> pseudo_random(size_t n, uint64_t seed) {

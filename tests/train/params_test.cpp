@@ -13,6 +13,7 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "test_util.h"
+#include "train_test_util.h"
 #include "tokenizer/tokenizer.h"
 #include "train/params.h"
 
@@ -21,20 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory a test, so a leftover temporary file is seen.
-std::string fresh_dir(const std::string& name) {
-  const std::string d = test::temp_dir() + "/params-" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::vector<std::string> files_in(const std::string& dir) {
-  std::vector<std::string> v;
-  for (const auto& e : fs::directory_iterator(dir)) v.push_back(e.path().filename().string());
-  std::sort(v.begin(), v.end());
-  return v;
-}
+std::string fresh_dir(const std::string& name) { return test_util::fresh_dir("params-" + name); }
+using test_util::files_in;
 
 ExportOptions export_to(std::string path, std::string type = "F32", std::string name = "") {
   ExportOptions o;
