@@ -13,6 +13,7 @@
 
 #include "base/progress_line.h"
 #include "cli/cli.h"
+#include "compress/recipe.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
 #include "kernels/threadpool.h"
@@ -86,6 +87,9 @@ Status check_options(const TrainCliOptions& o) {
     if (r.teacher_top_k < 0) return Status::error("--top-k must not be negative");
   }
   if (o.threads < 0) return Status::error(format("bad thread count %d", o.threads));
+  // Checked before the run, not after it, so a typo does not cost the training.
+  if (!find_file_type(o.type))
+    return Status::error("--type: unknown type '" + o.type + "' (known: " + file_type_names() + ")");
   return Status();
 }
 
@@ -210,7 +214,7 @@ CommandRun register_train(CLI::App& app) {
     } else {
       const int n_vocab = (int)(*tok)->n_vocab();
       auto s = parse_shape(o->shape, n_vocab);
-      if (!s) return fail("--shape: " + s.error());
+      if (!s) return fail(s.error());
       m = init_from_shape(*s, o->run.seed);
     }
     if (!m) return fail(m.error());
@@ -268,7 +272,7 @@ CommandRun register_distill(CLI::App& app) {
       m = init_from_gguf(*sp);
     } else {
       auto s = parse_shape(o->student_shape, (*teacher)->model().hp.n_vocab);
-      if (!s) return fail("--student-shape: " + s.error());
+      if (!s) return fail("student " + s.error());
       m = init_from_shape(*s, o->run.seed);
     }
     if (!m) return fail(m.error());
