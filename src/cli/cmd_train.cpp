@@ -94,6 +94,14 @@ Status check_options(const TrainCliOptions& o) {
 }
 
 // The vocabulary of two files is the same when their token lists are.
+// A new model has seen positions up to --ctx only; unless the shape names its
+// context, that is the context_length it is exported with.
+Result<Shape> shape_for_run(const std::string& spec, int n_vocab, int n_ctx) {
+  auto s = parse_shape(spec, n_vocab);
+  if (s && spec.find("ctx=") == std::string::npos) s->n_ctx_train = n_ctx;
+  return s;
+}
+
 Status check_same_vocab(const GgufFile& a, const GgufFile& b, const std::string& what) {
   const GgufArray* ta = a.get_array("tokenizer.ggml.tokens");
   const GgufArray* tb = b.get_array("tokenizer.ggml.tokens");
@@ -213,7 +221,7 @@ CommandRun register_train(CLI::App& app) {
       }
     } else {
       const int n_vocab = (int)(*tok)->n_vocab();
-      auto s = parse_shape(o->shape, n_vocab);
+      auto s = shape_for_run(o->shape, n_vocab, o->n_ctx);
       if (!s) return fail(s.error());
       m = init_from_shape(*s, o->run.seed);
     }
@@ -271,7 +279,7 @@ CommandRun register_distill(CLI::App& app) {
       if (auto st = check_same_vocab(**sf, **tf, "--student"); !st) return fail(st.message());
       m = init_from_gguf(*sp);
     } else {
-      auto s = parse_shape(o->student_shape, (*teacher)->model().hp.n_vocab);
+      auto s = shape_for_run(o->student_shape, (*teacher)->model().hp.n_vocab, o->n_ctx);
       if (!s) return fail("student " + s.error());
       m = init_from_shape(*s, o->run.seed);
     }

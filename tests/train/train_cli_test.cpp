@@ -67,6 +67,7 @@ TEST(TrainCli, DistilledStudentLoadsInSlimRun) {
   ASSERT_TRUE(f.ok()) << f.error();
   EXPECT_EQ(meta_int(**f, "llama.embedding_length"), 16);
   EXPECT_EQ(meta_int(**f, "llama.block_count"), 1);
+  EXPECT_EQ(meta_int(**f, "llama.context_length"), 32);  // the positions it was trained on
   auto t = GgufFile::open(teacher);
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(f.value()->get_array("tokenizer.ggml.tokens")->strings,
