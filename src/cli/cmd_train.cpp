@@ -93,7 +93,6 @@ Status check_options(const TrainCliOptions& o) {
   return Status();
 }
 
-// The vocabulary of two files is the same when their token lists are.
 // A new model has seen positions up to --ctx only; unless the shape names its
 // context, that is the context_length it is exported with.
 Result<Shape> shape_for_run(const std::string& spec, int n_vocab, int n_ctx) {
@@ -102,6 +101,7 @@ Result<Shape> shape_for_run(const std::string& spec, int n_vocab, int n_ctx) {
   return s;
 }
 
+// The vocabulary of two files is the same when their token lists are.
 Status check_same_vocab(const GgufFile& a, const GgufFile& b, const std::string& what) {
   const GgufArray* ta = a.get_array("tokenizer.ggml.tokens");
   const GgufArray* tb = b.get_array("tokenizer.ggml.tokens");
